@@ -1,0 +1,168 @@
+"""Typed, frozen records passed between the stages: frames in, detections and poses out.
+
+Numpy arrays on the outside; tensors stay inside the models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .skeletons import COCO, Skeleton
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded picture with where it came from in time.
+
+    ``image`` is HxWx3 uint8 RGB. ``time`` is the presentation time in seconds from the start of
+    the source (``None`` when the source has none); ``captured_at`` is ``time.monotonic()`` when the
+    frame was read, used for latency.
+    """
+
+    image: np.ndarray
+    index: int
+    time: float | None = None
+    captured_at: float = 0.0
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+def _as(array, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
+    out = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+    if out.ndim != 1 + len(shape_tail) or tuple(out.shape[1:]) != shape_tail:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape_tail))}), got {out.shape}")
+    return out
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Person boxes of one image: ``boxes`` (N,4) float32 xyxy pixels, ``scores`` (N,) float32,
+    highest score first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(boxes) != len(scores):
+            raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+        object.__setattr__(self, "boxes", np.ascontiguousarray(boxes))
+        object.__setattr__(self, "scores", np.ascontiguousarray(scores))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+
+@dataclass(frozen=True)
+class Poses:
+    """Every person's keypoints in one image.
+
+    ``keypoints`` (N,K,2) float32 image pixels, ``scores`` (N,K) float32, ``boxes`` (N,4) float32
+    xyxy, ``box_scores`` (N,) float32, ``track_ids`` (N,) int64 or ``None`` when not tracked.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    box_scores: np.ndarray
+    keypoint_names: tuple[str, ...] = COCO.keypoint_names
+    edges: tuple[tuple[int, int], ...] = COCO.edges
+    track_ids: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        k = len(self.keypoint_names)
+        keypoints = _as(self.keypoints, np.float32, (k, 2), "keypoints")
+        n = len(keypoints)
+        set_ = object.__setattr__
+        set_(self, "keypoints", keypoints)
+        set_(self, "scores", _as(np.reshape(self.scores, (n, k)), np.float32, (k,), "scores"))
+        set_(self, "boxes", _as(np.reshape(self.boxes, (n, 4)), np.float32, (4,), "boxes"))
+        set_(self, "box_scores", np.ascontiguousarray(np.reshape(self.box_scores, (n,)), dtype=np.float32))
+        set_(self, "keypoint_names", tuple(self.keypoint_names))
+        set_(self, "edges", tuple((int(a), int(b)) for a, b in self.edges))
+        if self.track_ids is not None:
+            set_(self, "track_ids", np.ascontiguousarray(np.reshape(self.track_ids, (n,)), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoint_names)
+
+    @classmethod
+    def empty(cls, skeleton: Skeleton = COCO) -> Poses:
+        k = skeleton.num_keypoints
+        return cls(
+            np.zeros((0, k, 2), np.float32),
+            np.zeros((0, k), np.float32),
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.float32),
+            skeleton.keypoint_names,
+            skeleton.edges,
+        )
+
+    def replace(self, **changes) -> Poses:
+        return dataclasses.replace(self, **changes)
+
+    def select(self, index) -> Poses:
+        """The persons picked by a boolean mask or an index array."""
+        return self.replace(
+            keypoints=self.keypoints[index],
+            scores=self.scores[index],
+            boxes=self.boxes[index],
+            box_scores=self.box_scores[index],
+            track_ids=None if self.track_ids is None else self.track_ids[index],
+        )
+
+    def to_supervision(self):
+        """The same poses as a ``supervision.KeyPoints`` (lossless: names and edges go in ``data``)."""
+        import supervision as sv
+
+        data = {
+            "boxes": self.boxes.copy(),
+            "keypoint_names": np.array([self.keypoint_names] * len(self), dtype=object).reshape(len(self), -1),
+        }
+        if self.track_ids is not None:
+            data["tracker_id"] = self.track_ids.copy()
+        return sv.KeyPoints(
+            xy=self.keypoints.copy(),
+            class_id=np.zeros(len(self), dtype=int),
+            keypoint_confidence=self.scores.copy(),
+            detection_confidence=self.box_scores.copy(),
+            data=data,
+        )
+
+    @classmethod
+    def from_supervision(cls, key_points, skeleton: Skeleton | None = None) -> Poses:
+        """Back from a ``supervision.KeyPoints`` made by :meth:`to_supervision`."""
+        n, k = key_points.xy.shape[:2]
+        names = skeleton.keypoint_names if skeleton else None
+        if names is None and "keypoint_names" in key_points.data and n:
+            names = tuple(key_points.data["keypoint_names"][0])
+        from .skeletons import skeleton_for
+
+        chosen = skeleton or skeleton_for(k, dict(enumerate(names)) if names else None)
+        return cls(
+            keypoints=key_points.xy,
+            scores=key_points.keypoint_confidence if key_points.keypoint_confidence is not None else np.ones((n, k)),
+            boxes=key_points.data.get("boxes", np.zeros((n, 4))),
+            box_scores=key_points.detection_confidence if key_points.detection_confidence is not None else np.ones(n),
+            keypoint_names=chosen.keypoint_names,
+            edges=chosen.edges,
+            track_ids=key_points.data.get("tracker_id"),
+        )
