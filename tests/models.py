@@ -1,0 +1,78 @@
+"""Tiny random-initialised models of the real architectures, built from configs (no Hub access)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    RTDetrConfig,
+    RTDetrForObjectDetection,
+    RTDetrImageProcessorPil,
+    RTDetrResNetConfig,
+    VitPoseBackboneConfig,
+    VitPoseConfig,
+    VitPoseForPoseEstimation,
+    VitPoseImageProcessorPil,
+)
+
+COCO_DETECTION_LABELS = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 4: "airplane", 5: "bus"}
+
+
+def tiny_vitpose(*, num_experts: int = 1, num_keypoints: int = 17, seed: int = 0, simple: bool = True):
+    torch.manual_seed(seed)
+    backbone = VitPoseBackboneConfig(
+        image_size=[256, 192],
+        patch_size=[16, 16],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        num_experts=num_experts,
+        part_features=8 if num_experts > 1 else 256,
+        out_indices=[2],
+    )
+    config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=simple)
+    config.num_labels = num_keypoints
+    model = VitPoseForPoseEstimation(config).eval()
+    with torch.no_grad():  # random heads give flat maps; make them peaky like trained ones
+        for name, param in model.head.named_parameters():
+            if name.endswith("weight"):
+                param.mul_(8.0)
+    return model
+
+
+def tiny_rtdetr(*, seed: int = 0, labels: dict[int, str] | None = None):
+    torch.manual_seed(seed)
+    backbone = RTDetrResNetConfig(
+        embedding_size=16,
+        hidden_sizes=[16, 32, 48, 64],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        out_features=["stage2", "stage3", "stage4"],
+    )
+    labels = labels or COCO_DETECTION_LABELS
+    config = RTDetrConfig(
+        backbone_config=backbone,
+        encoder_in_channels=[32, 48, 64],
+        encoder_hidden_dim=32,
+        encoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        d_model=32,
+        decoder_in_channels=[32, 32, 32],
+        decoder_ffn_dim=64,
+        decoder_attention_heads=2,
+        decoder_layers=1,
+        decoder_n_points=2,
+        num_queries=50,
+        num_denoising=0,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    return RTDetrForObjectDetection(config).eval()
+
+
+def pose_processor():
+    return VitPoseImageProcessorPil()
+
+
+def detector_processor():
+    return RTDetrImageProcessorPil()

@@ -1,0 +1,397 @@
+"""ViTPose on person crops: batched affine crops, one forward pass, DARK decoding — all on the device.
+
+Matches transformers' ``VitPoseImageProcessor`` + ``post_process_pose_estimation`` numerically
+(tests/test_pose.py proves it), without scipy and without a Python loop over persons or pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .device import Placement, resolve
+from .loading import load_model, processor_settings
+from .skeletons import Skeleton, skeleton_for
+from .types import Poses
+
+DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
+
+# ViTPose++ mixture-of-experts heads, in the order the checkpoints were trained with.
+EXPERTS: dict[str, int] = {"coco": 0, "aic": 1, "mpii": 2, "ap10k": 3, "apt36k": 4, "wholebody": 5}
+
+_PADDING = 1.25  # the box padding of the reference recipe
+_DARK_KERNEL = 11
+_DARK_SIGMA = 0.8
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """How crops are cut and normalised: the image processor's settings."""
+
+    height: int
+    width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    rescale_factor: float
+    do_rescale: bool
+    do_normalize: bool
+
+    @classmethod
+    def from_processor(cls, settings: dict) -> CropSettings:
+        size = settings.get("size") or {"height": 256, "width": 192}
+        mean = settings.get("image_mean") or (0.485, 0.456, 0.406)
+        std = settings.get("image_std") or (0.229, 0.224, 0.225)
+        return cls(
+            height=int(size["height"]),
+            width=int(size["width"]),
+            mean=tuple(float(v) for v in np.broadcast_to(mean, 3)),
+            std=tuple(float(v) for v in np.broadcast_to(std, 3)),
+            rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
+            do_rescale=bool(settings.get("do_rescale", True)),
+            do_normalize=bool(settings.get("do_normalize", True)),
+        )
+
+
+def resolve_expert(expert: str | int | None, num_experts: int) -> int:
+    """The MoE expert index for ``expert`` (a name from ``EXPERTS`` or an index); COCO by default."""
+    if expert is None:
+        return 0
+    if isinstance(expert, str) and not expert.strip().lstrip("-").isdigit():
+        key = expert.strip().lower().replace("-", "").replace("_", "")
+        if key not in EXPERTS:
+            raise ValueError(f"unknown expert {expert!r}: use one of {', '.join(EXPERTS)} or an index")
+        index = EXPERTS[key]
+    else:
+        index = int(expert)
+    if not 0 <= index < max(num_experts, 1):
+        raise ValueError(f"expert {expert!r} is out of range: this model has {num_experts} expert(s)")
+    return index
+
+
+def boxes_to_center_scale(boxes: torch.Tensor, aspect_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """xyxy boxes → (center, scale·200) in float32, the reference's ``box_to_center_and_scale``
+    (padded by 1.25 and widened to the crop's aspect ratio), computed in the same float32 order."""
+    boxes = boxes.to(torch.float32)
+    x, y = boxes[:, 0], boxes[:, 1]
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    center = torch.stack([x + w * 0.5, y + h * 0.5], dim=1)
+    ratio = torch.tensor(aspect_ratio, dtype=torch.float32, device=boxes.device)
+    wider = w > ratio * h
+    taller = w < ratio * h
+    h = torch.where(wider, w * 1.0 / ratio, h)
+    w = torch.where(taller, h * ratio, w)
+    scale = torch.stack([w / 200.0, h / 200.0], dim=1) * _PADDING
+    return center, scale * 200.0
+
+
+def valid_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Boxes with finite coordinates and a positive width and height."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    finite = np.isfinite(boxes).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+
+
+def _gaussian_taps(device, dtype) -> torch.Tensor:
+    radius = (_DARK_KERNEL - 1) // 2
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (x / _DARK_SIGMA) ** 2)
+    return (taps / taps.sum()).to(device=device, dtype=dtype)
+
+
+def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
+    """scipy's 'reflect' boundary (the edge sample repeats: d c b a | a b c d | d c b a)."""
+    index = torch.remainder(index, 2 * n)
+    return torch.where(index >= n, 2 * n - 1 - index, index)
+
+
+def _blurred_at(heatmaps: torch.Tensor, maps: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """The Gaussian-blurred heatmap value (σ 0.8, 11 taps, scipy 'reflect') at given points only.
+
+    ``heatmaps`` (M,H,W) float32; ``maps``/``ys``/``xs`` index points. Like scipy, the first pass
+    (along rows) is rounded to float32 before the second.
+    """
+    _, height, width = heatmaps.shape
+    wide = torch.float64 if heatmaps.device.type != "mps" else torch.float32
+    radius = (_DARK_KERNEL - 1) // 2
+    offsets = torch.arange(-radius, radius + 1, device=heatmaps.device)
+    rows = _reflect(ys.unsqueeze(-1) + offsets, height)  # (P,11)
+    cols = _reflect(xs.unsqueeze(-1) + offsets, width)  # (P,11)
+    window = heatmaps[maps[:, None, None], rows[:, :, None], cols[:, None, :]]  # (P,11,11)
+    taps = _gaussian_taps(heatmaps.device, wide)
+    first = (window.to(wide) * taps[None, :, None]).sum(dim=1).to(torch.float32)
+    return (first.to(wide) * taps[None, :]).sum(dim=1).to(torch.float32)
+
+
+def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax + DARK refinement → (coords (N,K,2) in heatmap pixels, scores (N,K)), float32.
+
+    Reproduces ``get_keypoint_predictions`` + ``post_dark_unbiased_data_processing`` exactly,
+    including how the reference reads its flattened, edge-padded array for keypoints whose
+    maximum is ≤ 0 (coordinates -1: its neighbours come from the previous map).
+    """
+    heatmaps = heatmaps.to(torch.float32)
+    n, k, height, width = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    index = flat.argmax(dim=-1)
+    scores = flat.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    positive = scores > 0
+    x = torch.where(positive, index % width, -1)
+    y = torch.where(positive, index // width, -1)
+    if n == 0:
+        return torch.zeros((0, k, 2), device=heatmaps.device), scores
+
+    maps = torch.arange(n * k, device=heatmaps.device).reshape(n, k)
+    previous = torch.remainder(maps - 1, n * k)
+    # Neighbours in the order: centre, x+1, x-1, y+1, y-1, (x+1,y+1), (x-1,y-1).
+    dx = torch.tensor([0, 1, -1, 0, 0, 1, -1], device=heatmaps.device)
+    dy = torch.tensor([0, 0, 0, 1, -1, 1, -1], device=heatmaps.device)
+    nx = (x.unsqueeze(-1) + dx).clamp(0, width - 1)  # edge padding = clamping
+    ny = (y.unsqueeze(-1) + dy).clamp(0, height - 1)
+    nmap = maps.unsqueeze(-1).expand(n, k, 7).clone()
+    # Keypoints at (-1,-1) sit on the padded corner; steps back leave the map, into the previous one.
+    last_x, last_y = width - 1, height - 1
+    corner_x = torch.tensor([0, 0, last_x, 0, 0, 0, last_x], device=heatmaps.device)
+    corner_y = torch.tensor([0, 0, last_y, 0, last_y, 0, last_y], device=heatmaps.device)
+    from_previous = torch.tensor([False, False, True, False, True, False, True], device=heatmaps.device)
+    outside = ~positive.unsqueeze(-1)
+    nx = torch.where(outside, corner_x, nx)
+    ny = torch.where(outside, corner_y, ny)
+    nmap = torch.where(outside & from_previous, previous.unsqueeze(-1), nmap)
+
+    values = _blurred_at(heatmaps.reshape(n * k, height, width), nmap.reshape(-1), ny.reshape(-1), nx.reshape(-1))
+    values = values.clamp(0.001, 50).log().reshape(n, k, 7)
+    i_, ix1, ix1_, iy1, iy1_, ix1y1, ix1_y1_ = values.unbind(-1)
+    derivative = torch.stack([0.5 * (ix1 - ix1_), 0.5 * (iy1 - iy1_)], dim=-1)
+    dxx = ix1 - 2 * i_ + ix1_
+    dyy = iy1 - 2 * i_ + iy1_
+    dxy = 0.5 * (ix1y1 - ix1 - iy1 + i_ + i_ - ix1_ - iy1_ + ix1_y1_)
+
+    wide = torch.float64 if heatmaps.device.type != "mps" else torch.float32
+    eps = float(np.finfo(np.float32).eps)
+    a, b, d = dxx.to(wide) + eps, dxy.to(wide), dyy.to(wide) + eps
+    det = a * d - b * b
+    gx, gy = derivative.to(wide).unbind(-1)
+    step_x = (d * gx - b * gy) / det
+    step_y = (a * gy - b * gx) / det
+    coords = torch.stack([x, y], dim=-1).to(torch.float32)
+    coords = (coords.to(wide) - torch.stack([step_x, step_y], dim=-1)).to(torch.float32)
+    return coords, scores
+
+
+class PoseEstimator:
+    """ViTPose (and ViTPose++) keypoints for person boxes.
+
+    ``model`` is a Hub id, a local directory or a ready ``VitPoseForPoseEstimation``;
+    ``processor`` the same for its image processor (default: the checkpoint's own, or
+    transformers' defaults for a bare instance). ``expert`` selects a ViTPose++ expert.
+    """
+
+    def __init__(
+        self,
+        model=DEFAULT_POSE_MODEL,
+        processor=None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        expert: str | int | None = None,
+        flip_test: bool = False,
+        max_batch: int = 64,
+    ):
+        from transformers import VitPoseForPoseEstimation
+
+        self.placement: Placement = resolve(device, dtype)
+        self.name = model if isinstance(model, str) else type(model).__name__
+        self.model = load_model(VitPoseForPoseEstimation, model, self.placement, what="pose model", flag="--model")
+        if processor is None and isinstance(model, str):
+            processor = model
+        settings = processor_settings(processor, fallback_class_name="VitPoseImageProcessor", what="pose model")
+        self.crop = CropSettings.from_processor(settings)
+        config = self.model.config
+        self.num_experts = int(getattr(config.backbone_config, "num_experts", 1) or 1)
+        self.expert = resolve_expert(expert, self.num_experts)
+        self.skeleton: Skeleton = skeleton_for(int(config.num_labels), getattr(config, "id2label", None))
+        self.flip_test = flip_test
+        self.max_batch = max(1, int(max_batch))
+        device, dtype = self.placement.device, self.placement.dtype
+        self._mean = torch.tensor(self.crop.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.crop.std, device=device).view(1, 3, 1, 1)
+        flip = torch.arange(self.skeleton.num_keypoints)
+        for left, right in self.skeleton.flip_pairs:
+            flip[left], flip[right] = right, left
+        self._flip_order = flip.to(device)
+        self._dtype = dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.placement.device
+
+    # -- stage 1: crops -------------------------------------------------------------------
+    def _image_tensor(self, image) -> torch.Tensor:
+        """HxWx3 uint8 on the device (from numpy HWC, or a torch HWC/CHW uint8 tensor)."""
+        if isinstance(image, torch.Tensor):
+            tensor = image
+            if tensor.ndim == 3 and tensor.shape[0] == 3 and tensor.shape[-1] != 3:
+                tensor = tensor.permute(1, 2, 0)
+        else:
+            array = np.asarray(image)
+            if array.ndim == 2:
+                array = np.repeat(array[:, :, None], 3, axis=2)
+            if array.ndim != 3 or array.shape[2] not in (3, 4):
+                raise ValueError(f"image must be HxWx3 RGB, got shape {array.shape}")
+            array = np.ascontiguousarray(array[:, :, :3])
+            tensor = torch.from_numpy(array)
+            if self.placement.is_cuda:
+                tensor = tensor.pin_memory()
+        if tensor.dtype != torch.uint8:
+            raise ValueError(f"image must be uint8, got {tensor.dtype}")
+        return tensor.to(self.device, non_blocking=True).contiguous()
+
+    def preprocess(self, image, boxes) -> torch.Tensor:
+        """All crops of one image as one batch (N,3,H,W) on the model's device and dtype.
+
+        The reference's affine warp (scipy ``affine_transform``, order 1, mode 'constant'):
+        bilinear inside the image, 0 outside with no blending across the border, rounded to
+        uint8, then rescaled and normalised.
+        """
+        pixels = self._image_tensor(image)
+        boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), device=self.device)
+        return self._crops(pixels, boxes_t)
+
+    def _crops(self, pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        out_h, out_w = self.crop.height, self.crop.width
+        n = boxes.shape[0]
+        if n == 0:
+            return torch.zeros((0, 3, out_h, out_w), device=self.device, dtype=self._dtype)
+        height, width = pixels.shape[:2]
+        center, size = boxes_to_center_scale(boxes, out_w / out_h)
+        wide = torch.float64 if self.device.type != "mps" else torch.float32
+        # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
+        s_wide = torch.tensor([out_w - 1.0, out_h - 1.0], dtype=wide, device=self.device) / size.to(wide)
+        s = s_wide.to(torch.float32)
+        t = (s_wide * (-center + 0.5 * size).to(wide)).to(torch.float32)
+        inv_s, inv_t = (1.0 / s).to(wide), (-t / s).to(wide)
+        xs = inv_s[:, 0:1] * torch.arange(out_w, device=self.device, dtype=wide) + inv_t[:, 0:1]  # (N,W')
+        ys = inv_s[:, 1:2] * torch.arange(out_h, device=self.device, dtype=wide) + inv_t[:, 1:2]  # (N,H')
+        x_ok = (xs >= 0) & (xs <= width - 1)
+        y_ok = (ys >= 0) & (ys <= height - 1)
+        x0 = xs.floor().clamp(0, width - 1)
+        y0 = ys.floor().clamp(0, height - 1)
+        wx = (xs - x0).to(torch.float32).clamp(0, 1)
+        wy = (ys - y0).to(torch.float32).clamp(0, 1)
+        x0, y0 = x0.long(), y0.long()
+        x1 = (x0 + 1).clamp(max=width - 1)
+        y1 = (y0 + 1).clamp(max=height - 1)
+        flat = pixels.reshape(-1, 3)
+
+        def sample(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            index = (rows[:, :, None] * width + cols[:, None, :]).reshape(-1)
+            return flat.index_select(0, index).reshape(n, out_h, out_w, 3).to(torch.float32)
+
+        wx_, wy_ = wx[:, None, :, None], wy[:, :, None, None]
+        top = sample(y0, x0) * (1 - wx_) + sample(y0, x1) * wx_
+        bottom = sample(y1, x0) * (1 - wx_) + sample(y1, x1) * wx_
+        values = top * (1 - wy_) + bottom * wy_
+        inside = (y_ok[:, :, None] & x_ok[:, None, :]).unsqueeze(-1)
+        values = torch.where(inside, torch.floor(values + 0.5), 0.0)  # uint8 rounding, 0 outside
+        values = values.permute(0, 3, 1, 2)
+        if self.crop.do_rescale:
+            values = values * self.crop.rescale_factor
+        if self.crop.do_normalize:
+            values = (values - self._mean) / self._std
+        return values.to(self._dtype).contiguous()
+
+    # -- stage 2: the model ---------------------------------------------------------------
+    @torch.inference_mode()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Heatmaps (N,K,h,w) for a batch of crops, in chunks of ``max_batch``; with ``flip_test``
+        averaged with the flipped crops' heatmaps flipped back (one forward pass for both)."""
+        n = pixel_values.shape[0]
+        if n == 0:
+            h, w = self.crop.height // 4, self.crop.width // 4
+            return torch.zeros((0, self.skeleton.num_keypoints, h, w), device=self.device, dtype=self._dtype)
+        chunks = []
+        for start in range(0, n, self.max_batch):
+            batch = pixel_values[start : start + self.max_batch]
+            if self.flip_test:
+                batch = torch.cat([batch, batch.flip(-1)])
+            kwargs = {}
+            if self.num_experts > 1:
+                kwargs["dataset_index"] = torch.full((batch.shape[0],), self.expert, device=self.device)
+            heatmaps = self.model(pixel_values=batch, **kwargs).heatmaps
+            if self.flip_test:
+                plain, flipped = heatmaps.chunk(2)
+                heatmaps = (plain + flipped[:, self._flip_order].flip(-1)) * 0.5
+            chunks.append(heatmaps)
+        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+
+    # -- stage 3: keypoints ---------------------------------------------------------------
+    def keypoints_from_heatmaps(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image-pixel keypoints (N,K,2) and scores (N,K) as device tensors (the unbiased inverse
+        transform of the reference's ``transform_preds``)."""
+        coords, scores = decode_heatmaps(heatmaps)
+        center, size = boxes_to_center_scale(boxes.to(self.device), self.crop.width / self.crop.height)
+        h, w = heatmaps.shape[-2:]
+        step = torch.stack([size[:, 0] / (w - 1.0), size[:, 1] / (h - 1.0)], dim=1)
+        keypoints = coords * step[:, None, :] + center[:, None, :] - size[:, None, :] * 0.5
+        return keypoints, scores
+
+    def postprocess(self, heatmaps: torch.Tensor, boxes, box_scores=None) -> Poses:
+        """Heatmaps of crops cut from ``boxes`` (N,4 xyxy) → ``Poses`` in image pixels."""
+        boxes_np = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, torch.as_tensor(boxes_np, device=self.device))
+        return self._poses(keypoints.cpu().numpy(), scores.cpu().numpy(), boxes_np, box_scores)
+
+    def _poses(self, keypoints, scores, boxes, box_scores) -> Poses:
+        n = len(boxes)
+        return Poses(
+            keypoints=keypoints,
+            scores=scores,
+            boxes=boxes,
+            box_scores=np.ones(n, np.float32) if box_scores is None else np.asarray(box_scores, np.float32),
+            keypoint_names=self.skeleton.keypoint_names,
+            edges=self.skeleton.edges,
+        )
+
+    # -- all three ------------------------------------------------------------------------
+    def __call__(self, image, boxes, box_scores=None) -> Poses:
+        """Keypoints of every person box in one image. Boxes with non-finite coordinates or no
+        area are dropped (``Poses.boxes`` holds the ones kept)."""
+        return self.estimate_batch([image], [boxes], None if box_scores is None else [box_scores])[0]
+
+    def estimate_batch(self, images: Sequence, boxes_per_image: Sequence, box_scores_per_image=None) -> list[Poses]:
+        """One forward pass over the crops of several images; one ``Poses`` per image."""
+        if len(images) != len(boxes_per_image):
+            raise ValueError(f"{len(images)} images but {len(boxes_per_image)} box lists")
+        kept_boxes, kept_scores, crops = [], [], []
+        for i, (image, boxes) in enumerate(zip(images, boxes_per_image)):
+            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+            keep = valid_boxes(boxes)
+            scores = None if box_scores_per_image is None else np.asarray(box_scores_per_image[i], np.float32)
+            kept_boxes.append(boxes[keep])
+            kept_scores.append(None if scores is None else scores.reshape(-1)[keep])
+            if keep.any():
+                crops.append(self.preprocess(image, boxes[keep]))
+        if not crops:
+            return [self._poses(*self._empty(), b, s) for b, s in zip(kept_boxes, kept_scores)]
+        all_boxes = np.concatenate(kept_boxes)
+        heatmaps = self.forward(torch.cat(crops) if len(crops) > 1 else crops[0])
+        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, torch.as_tensor(all_boxes, device=self.device))
+        keypoints, scores = keypoints.cpu().numpy(), scores.cpu().numpy()
+        results, start = [], 0
+        for boxes, box_scores in zip(kept_boxes, kept_scores):
+            end = start + len(boxes)
+            results.append(self._poses(keypoints[start:end], scores[start:end], boxes, box_scores))
+            start = end
+        return results
+
+    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
+        k = self.skeleton.num_keypoints
+        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
+
+
+def heatmap_size(crop: CropSettings) -> tuple[int, int]:
+    return math.ceil(crop.height / 4), math.ceil(crop.width / 4)
