@@ -45,7 +45,7 @@ def load_model(model_class, spec, placement: Placement, *, what: str, flag: str)
         spec = os.fspath(spec)
         looks_local = os.path.sep in spec and not os.path.isdir(spec) and spec.startswith((".", "/", "~"))
         if looks_local:
-            raise ModelLoadError(f"cannot load {what} '{spec}': no such directory")
+            raise ModelLoadError(f"cannot load {what} '{spec}': no such directory (check {flag} PATH)")
         try:
             model = model_class.from_pretrained(spec)
         except Exception as error:  # transformers raises OSError, ValueError, HF hub errors...
@@ -109,7 +109,9 @@ def _instance_settings(processor) -> dict[str, Any]:
     for name in _SETTING_NAMES:
         if hasattr(processor, name):
             value = getattr(processor, name)
-            if hasattr(value, "__dict__") and not isinstance(value, dict):  # SizeDict
+            if hasattr(value, "value"):  # an enum such as PIL's Resampling
+                value = value.value
+            elif hasattr(value, "__dict__") and not isinstance(value, dict):  # SizeDict
                 value = {k: v for k, v in vars(value).items() if v is not None}
             settings[name] = value
     return settings

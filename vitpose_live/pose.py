@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .device import Placement, resolve
-from .loading import load_model, processor_settings
+from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
 
@@ -208,7 +208,8 @@ class PoseEstimator:
         self.model = load_model(VitPoseForPoseEstimation, model, self.placement, what="pose model", flag="--model")
         if processor is None and isinstance(model, str):
             processor = model
-        settings = processor_settings(processor, fallback_class_name="VitPoseImageProcessor", what="pose model")
+        fallback = default_processor_class("vitpose")
+        settings = processor_settings(processor, fallback_class_name=fallback, what="pose model")
         self.crop = CropSettings.from_processor(settings)
         config = self.model.config
         self.num_experts = int(getattr(config.backbone_config, "num_experts", 1) or 1)

@@ -1,0 +1,44 @@
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", message=".*torchvision.*")
+
+from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pose_model():
+    return tiny_vitpose()
+
+
+@pytest.fixture(scope="session")
+def detector_model():
+    return tiny_rtdetr()
+
+
+@pytest.fixture(scope="session")
+def pose_dir(tmp_path_factory, pose_model):
+    """The tiny pose model saved like a checkpoint (weights + config + processor config)."""
+    path = tmp_path_factory.mktemp("vitpose-tiny")
+    pose_model.save_pretrained(path)
+    pose_processor().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def detector_dir(tmp_path_factory, detector_model):
+    path = tmp_path_factory.mktemp("rtdetr-tiny")
+    detector_model.save_pretrained(path)
+    detector_processor().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,226 @@
+"""Person detection with any transformers object detector (RT-DETR by default), on the device.
+
+Resize, rescale and normalise follow the checkpoint's processor settings; post-processing
+reproduces the processor's ``post_process_object_detection`` and keeps the person class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .device import Placement, resolve
+from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
+from .types import Detections
+
+DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
+PERSON_LABELS = ("person", "people", "human", "pedestrian")
+# Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
+_FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}
+_RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}
+
+
+@dataclass(frozen=True)
+class ResizeSettings:
+    """How the detector's input is made from an image (the processor's settings)."""
+
+    size: dict
+    do_resize: bool
+    mode: str
+    do_rescale: bool
+    rescale_factor: float
+    do_normalize: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_processor(cls, settings: dict) -> ResizeSettings:
+        resample = settings.get("resample", 2)
+        resample = int(getattr(resample, "value", resample))
+        return cls(
+            size=dict(settings.get("size") or {"height": 640, "width": 640}),
+            do_resize=bool(settings.get("do_resize", True)),
+            mode=_RESAMPLE_MODES.get(resample, "bilinear"),
+            do_rescale=bool(settings.get("do_rescale", True)),
+            rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
+            do_normalize=bool(settings.get("do_normalize", False)),
+            mean=tuple(float(v) for v in np.broadcast_to(settings.get("image_mean") or (0.485, 0.456, 0.406), 3)),
+            std=tuple(float(v) for v in np.broadcast_to(settings.get("image_std") or (0.229, 0.224, 0.225), 3)),
+        )
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the model sees for an image of this size."""
+        if not self.do_resize:
+            return height, width
+        size = self.size
+        if "height" in size and "width" in size:
+            return int(size["height"]), int(size["width"])
+        if "shortest_edge" in size:  # DETR-style: keep the aspect ratio
+            shortest, longest = int(size["shortest_edge"]), size.get("longest_edge")
+            small, large = min(height, width), max(height, width)
+            if longest is not None and large / small * shortest > longest:
+                shortest = int(round(longest * small / large))
+            if width <= height:
+                return int(shortest * height / width), shortest
+            return shortest, int(shortest * width / height)
+        if "max_height" in size and "max_width" in size:
+            scale = min(size["max_height"] / height, size["max_width"] / width)
+            return int(height * scale), int(width * scale)
+        raise ModelLoadError(f"unsupported detector processor size {size}")
+
+
+def find_person_class(id2label: dict) -> int:
+    """The index of the person class, found by its label name."""
+    for index, label in sorted((int(k), str(v).strip().lower()) for k, v in (id2label or {}).items()):
+        if label in PERSON_LABELS:
+            return index
+    names = ", ".join(str(v) for v in list((id2label or {}).values())[:10])
+    raise ModelLoadError(f"the detector has no 'person' class (its labels: {names or 'none'})")
+
+
+class PersonDetector:
+    """Person boxes from an object detector: ``model`` is a Hub id, a directory or an instance.
+
+    ``threshold`` keeps scores strictly greater (like transformers); ``max_persons`` caps the
+    count (highest scores first); ``min_box_size`` drops boxes narrower or shorter than that.
+    """
+
+    def __init__(
+        self,
+        model=DEFAULT_DETECTOR,
+        processor=None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        threshold: float = 0.5,
+        max_persons: int | None = None,
+        min_box_size: float = 0,
+    ):
+        from transformers import AutoModelForObjectDetection
+
+        self.placement: Placement = resolve(device, dtype)
+        self.name = model if isinstance(model, str) else type(model).__name__
+        self.model = load_model(AutoModelForObjectDetection, model, self.placement, what="detector", flag="--detector")
+        config = self.model.config
+        if processor is None and isinstance(model, str):
+            processor = model
+        fallback = default_processor_class(config.model_type)
+        self.resize = ResizeSettings.from_processor(
+            processor_settings(processor, fallback_class_name=fallback, what="detector")
+        )
+        self.person_class = find_person_class(config.id2label)
+        self.focal = bool(getattr(config, "use_focal_loss", config.model_type in _FOCAL_MODEL_TYPES))
+        self.threshold = float(threshold)
+        self.max_persons = None if max_persons is None else int(max_persons)
+        self.min_box_size = float(min_box_size)
+        device = self.placement.device
+        self._mean = torch.tensor(self.resize.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.resize.std, device=device).view(1, 3, 1, 1)
+
+    @property
+    def device(self) -> torch.device:
+        return self.placement.device
+
+    # -- stage 1 --------------------------------------------------------------------------
+    def _to_device(self, image) -> torch.Tensor:
+        """(1,3,H,W) uint8 on the device from an HxWx3 RGB numpy array or torch tensor."""
+        if isinstance(image, torch.Tensor):
+            tensor = image if image.shape[0] == 3 else image.permute(2, 0, 1)
+            return tensor.unsqueeze(0).to(self.device)
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
+            raise ValueError(f"image must be an HxWx3 uint8 RGB array, got {array.dtype} {array.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3]))
+        if self.placement.is_cuda:
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
+
+    def preprocess(self, image) -> torch.Tensor:
+        """The model input (1,3,h,w) in the model's dtype: resized like the reference (antialiased,
+        rounded back to uint8), rescaled and normalised."""
+        pixels = self._to_device(image)
+        height, width = pixels.shape[-2:]
+        out_h, out_w = self.resize.output_size(height, width)
+        if (out_h, out_w) != (height, width):
+            if self.device.type == "cpu" and self.resize.mode == "bilinear":
+                # torch's uint8 path: antialiased and rounded to uint8 in one fast kernel.
+                channels_last = pixels.contiguous(memory_format=torch.channels_last)
+                pixels = F.interpolate(channels_last, size=(out_h, out_w), mode="bilinear", antialias=True)
+            else:
+                resized = F.interpolate(pixels.float(), size=(out_h, out_w), mode=self.resize.mode, antialias=True)
+                pixels = resized.round_().clamp_(0, 255)
+        values = pixels.float()
+        if self.resize.do_rescale:
+            values = values * self.resize.rescale_factor
+        if self.resize.do_normalize:
+            values = (values - self._mean) / self._std
+        return values.to(self.placement.dtype).contiguous()
+
+    # -- stage 2 --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def forward(self, pixel_values: torch.Tensor):
+        return self.model(pixel_values=pixel_values)
+
+    # -- stage 3 --------------------------------------------------------------------------
+    def postprocess_tensors(self, outputs, sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per image: (boxes (N,4) xyxy pixels, scores (N,)) of persons, as device tensors."""
+        logits = outputs.logits.float()
+        boxes = outputs.pred_boxes.float()
+        cx, cy, w, h = boxes.unbind(-1)
+        boxes = torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
+        hw = torch.as_tensor(sizes, dtype=torch.float32, device=boxes.device)
+        boxes = boxes * torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=1)[:, None, :]
+        num_queries, num_classes = logits.shape[1:]
+        if self.focal:
+            scores, index = torch.sigmoid(logits).flatten(1).topk(num_queries, dim=-1)
+            labels = index % num_classes
+            boxes = boxes.gather(1, (index // num_classes).unsqueeze(-1).expand(-1, -1, 4))
+        else:
+            scores, labels = torch.softmax(logits, dim=-1)[..., :-1].max(dim=-1)
+            scores, order = scores.sort(dim=-1, descending=True)
+            labels = labels.gather(1, order)
+            boxes = boxes.gather(1, order.unsqueeze(-1).expand(-1, -1, 4))
+        results = []
+        for image_boxes, image_scores, image_labels in zip(boxes, scores, labels):
+            keep = (image_labels == self.person_class) & (image_scores > self.threshold)
+            if self.min_box_size > 0:
+                size_ok = (image_boxes[:, 2] - image_boxes[:, 0] >= self.min_box_size) & (
+                    image_boxes[:, 3] - image_boxes[:, 1] >= self.min_box_size
+                )
+                keep &= size_ok
+            kept_boxes, kept_scores = image_boxes[keep], image_scores[keep]
+            if self.max_persons is not None:
+                kept_boxes, kept_scores = kept_boxes[: self.max_persons], kept_scores[: self.max_persons]
+            results.append((kept_boxes, kept_scores))
+        return results
+
+    def postprocess(self, outputs, sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+        return [
+            Detections(boxes.cpu().numpy(), scores.cpu().numpy())
+            for boxes, scores in self.postprocess_tensors(outputs, sizes)
+        ]
+
+    # -- all three ------------------------------------------------------------------------
+    def __call__(self, image) -> Detections:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence) -> list[Detections]:
+        """Detections for several images; images of one size share a forward pass."""
+        if not images:
+            return []
+        sizes = [tuple(_image_size(image)) for image in images]
+        if len(set(sizes)) == 1:
+            batch = torch.cat([self.preprocess(image) for image in images])
+            return self.postprocess(self.forward(batch), sizes)
+        return [self.postprocess(self.forward(self.preprocess(image)), [size])[0] for image, size in zip(images, sizes)]
+
+
+def _image_size(image) -> tuple[int, int]:
+    if isinstance(image, torch.Tensor) and image.ndim == 3 and image.shape[0] == 3:
+        return int(image.shape[1]), int(image.shape[2])
+    return int(image.shape[0]), int(image.shape[1])
