@@ -1,0 +1,131 @@
+"""PersonDetector against the checkpoint's own processor and post_process_object_detection."""
+
+import numpy as np
+import pytest
+import torch
+from models import detector_processor, tiny_rtdetr
+from transformers.models.rt_detr.modeling_rt_detr import RTDetrObjectDetectionOutput
+
+from vitpose_live import Detections
+from vitpose_live.detector import PersonDetector
+from vitpose_live.loading import ModelLoadError
+
+IMAGE_SIZES = [(37, 53), (479, 641), (1080, 1920), (1281, 719)]
+
+
+@pytest.fixture(scope="module")
+def detector(detector_model):
+    return PersonDetector(detector_model, device="cpu", threshold=0.5)
+
+
+def random_outputs(rng, queries=60, classes=6, images=1):
+    """Raw detector outputs with a realistic spread: a few confident boxes among many weak ones."""
+    logits = torch.from_numpy(rng.normal(-3.0, 2.0, (images, queries, classes)).astype(np.float32))
+    centers = rng.uniform(0.05, 0.95, (images, queries, 2))
+    sizes = rng.uniform(0.01, 0.5, (images, queries, 2))
+    boxes = torch.from_numpy(np.concatenate([centers, sizes], -1).astype(np.float32))
+    return RTDetrObjectDetectionOutput(logits=logits, pred_boxes=boxes)
+
+
+def reference_persons(outputs, sizes, threshold, person=0):
+    results = detector_processor().post_process_object_detection(outputs, threshold=threshold, target_sizes=sizes)
+    return [(r["boxes"][r["labels"] == person].numpy(), r["scores"][r["labels"] == person].numpy()) for r in results]
+
+
+@pytest.mark.parametrize("height,width", IMAGE_SIZES)
+def test_the_model_input_matches_the_reference_processor(detector, rng, height, width):
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    reference = detector_processor()(image, return_tensors="pt").pixel_values
+    ours = detector.preprocess(image)
+    assert ours.shape == reference.shape
+    difference = (ours - reference).abs()
+    assert difference.max() <= 1.01 / 255  # PIL and torch may round a resized pixel differently
+    assert difference.mean() <= 1e-4
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.3, 0.5, 0.9])
+def test_person_boxes_from_identical_outputs_match_the_reference(detector, rng, threshold):
+    outputs = random_outputs(rng, images=2)
+    sizes = [(1080, 1920), (719, 1281)]
+    detector.threshold = threshold
+    try:
+        ours = detector.postprocess(outputs, sizes)
+    finally:
+        detector.threshold = 0.5
+    for (boxes, scores), detections in zip(reference_persons(outputs, sizes, threshold), ours):
+        assert len(detections) == len(boxes)
+        assert np.abs(detections.boxes - boxes).max(initial=0) <= 1.0
+        assert np.allclose(detections.scores, scores)
+        assert (np.diff(detections.scores) <= 0).all()  # highest score first
+
+
+def test_end_to_end_boxes_match_the_full_reference_recipe(detector, detector_model, rng):
+    image = rng.integers(0, 256, (719, 1281, 3), dtype=np.uint8)
+    inputs = detector_processor()(image, return_tensors="pt")
+    with torch.no_grad():
+        outputs = detector_model(**inputs)
+    (boxes, scores), = reference_persons(outputs, [(719, 1281)], 0.5)
+    detections = detector(image)
+    assert isinstance(detections, Detections) and len(detections) == len(boxes) > 0
+    assert np.abs(detections.boxes - boxes).max() <= 1.0
+
+
+def test_the_person_class_is_found_by_name_not_index(rng):
+    labels = {0: "car", 1: "dog", 2: "Person", 3: "bus", 4: "cat", 5: "tree"}
+    detector = PersonDetector(tiny_rtdetr(labels=labels), device="cpu")
+    assert detector.person_class == 2
+    outputs = random_outputs(rng)
+    (boxes, _), = reference_persons(outputs, [(480, 640)], 0.5, person=2)
+    assert len(detector.postprocess(outputs, [(480, 640)])[0]) == len(boxes)
+
+
+def test_a_detector_without_a_person_class_is_refused():
+    with pytest.raises(ModelLoadError, match="no 'person' class"):
+        PersonDetector(tiny_rtdetr(labels={0: "car", 1: "dog"}), device="cpu")
+
+
+def test_threshold_keeps_only_strictly_greater_scores(detector):
+    logits = torch.full((1, 4, 6), -20.0)
+    logits[0, :, 0] = torch.logit(torch.tensor([0.9, 0.5, 0.5000001, 0.2]))
+    outputs = RTDetrObjectDetectionOutput(logits=logits, pred_boxes=torch.full((1, 4, 4), 0.5))
+    assert len(detector.postprocess(outputs, [(100, 100)])[0]) == 2
+
+
+@pytest.mark.parametrize("max_persons,min_box_size,expected", [(None, 0, 6), (2, 0, 2), (None, 100, 3), (1, 100, 1)])
+def test_max_persons_and_min_box_size_filter_the_boxes(detector_model, max_persons, min_box_size, expected):
+    logits = torch.full((1, 6, 6), -20.0)
+    logits[0, :, 0] = torch.linspace(5, 1, 6)
+    sizes = torch.tensor([0.5, 0.05, 0.5, 0.05, 0.5, 0.05])  # 500 px or 50 px boxes in a 1000 px image
+    pred_boxes = torch.stack([torch.full((6,), 0.5), torch.full((6,), 0.5), sizes, sizes], -1)[None]
+    outputs = RTDetrObjectDetectionOutput(logits=logits, pred_boxes=pred_boxes)
+    detector = PersonDetector(detector_model, device="cpu", max_persons=max_persons, min_box_size=min_box_size)
+    detections = detector.postprocess(outputs, [(1000, 1000)])[0]
+    assert len(detections) == expected
+    assert (np.diff(detections.scores) <= 0).all()
+
+
+def test_a_batch_of_images_gives_the_same_boxes_as_one_at_a_time(detector, rng):
+    images = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(3)]
+    for alone, batched in zip([detector(image) for image in images], detector.detect_batch(images)):
+        assert np.allclose(alone.boxes, batched.boxes, atol=1e-3)
+
+
+def test_grayscale_and_rgba_images_are_accepted(detector, rng):
+    gray = rng.integers(0, 256, (120, 160), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (120, 160, 4), dtype=np.uint8)
+    assert np.allclose(detector(gray).boxes, detector(np.repeat(gray[:, :, None], 3, 2)).boxes)
+    assert np.allclose(detector(rgba).boxes, detector(np.ascontiguousarray(rgba[:, :, :3])).boxes)
+
+
+def test_a_detector_loads_from_a_saved_directory(detector_dir, detector, rng):
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    loaded = PersonDetector(detector_dir, device="cpu")
+    assert np.allclose(loaded(image).boxes, detector(image).boxes, atol=1e-3)
+
+
+def test_fp16_detector_runs_on_cpu_close_to_fp32(detector_model, rng):
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    fp32 = PersonDetector(tiny_rtdetr(), device="cpu")(image)
+    fp16 = PersonDetector(tiny_rtdetr(), device="cpu", dtype="fp16")(image)
+    assert len(fp16) == len(fp32)
+    assert np.abs(fp16.boxes - fp32.boxes).max(initial=0) <= 2.0
