@@ -33,9 +33,10 @@ def pose_dir(tmp_path_factory, pose_model):
 
 @pytest.fixture(scope="session")
 def detector_dir(tmp_path_factory, detector_model):
+    """Saved with a 320x320 input (the real one is 640x640) to keep end-to-end tests quick."""
     path = tmp_path_factory.mktemp("rtdetr-tiny")
     detector_model.save_pretrained(path)
-    detector_processor().save_pretrained(path)
+    detector_processor(320).save_pretrained(path)
     return str(path)
 
 

@@ -81,5 +81,5 @@ def pose_processor():
     return VitPoseImageProcessorPil()
 
 
-def detector_processor():
-    return RTDetrImageProcessorPil()
+def detector_processor(side: int = 640):
+    return RTDetrImageProcessorPil(size={"height": side, "width": side})

@@ -120,7 +120,9 @@ def test_grayscale_and_rgba_images_are_accepted(detector, rng):
 def test_a_detector_loads_from_a_saved_directory(detector_dir, detector, rng):
     image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     loaded = PersonDetector(detector_dir, device="cpu")
-    assert np.allclose(loaded(image).boxes, detector(image).boxes, atol=1e-3)
+    assert loaded.resize.output_size(240, 320) == (320, 320)  # the saved processor's size, not the default
+    same = PersonDetector(detector.model, processor=detector_processor(320), device="cpu")
+    assert np.allclose(loaded(image).boxes, same(image).boxes, atol=1e-3)
 
 
 def test_fp16_detector_runs_on_cpu_close_to_fp32(detector_model, rng):

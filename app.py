@@ -1,0 +1,8 @@
+"""Entry point: `python app.py --source IN --output OUT` annotates a file (see README)."""
+
+import sys
+
+from vitpose_live.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

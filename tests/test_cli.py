@@ -1,0 +1,188 @@
+"""The command line end to end: real decode, tiny real models, real H.264 encode, keypoints JSONL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio
+import pytest
+from media import make_clip, make_image, probe
+
+from vitpose_live.cli import main
+from vitpose_live.sinks import read_keypoints_jsonl
+
+GRADIO_VIDEOS = Path(gradio.__file__).parent / "media_assets" / "videos"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli(pose_dir, detector_dir, capsys):
+    """Run the CLI in-process with the tiny models; returns (exit code, stderr)."""
+
+    def run(*args):
+        code = main(["--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--no-progress", *map(str, args)])
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def run_subprocess(*args, env_extra=None, **kwargs):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "app.py", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, **kwargs)
+
+
+def assert_one_clear_line(stderr: str, *words: str):
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("vitpose-live: error:") and "Traceback" not in stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_a_clip_with_audio_becomes_an_annotated_h264_video_with_its_audio_and_keypoints(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=24, fps=24)
+    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
+    code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--max-persons", 3)
+    assert code == 0 and err.startswith("done: 24 frame(s)")
+    source, result = probe(clip), probe(out)
+    assert result["video_codec"] == "h264" and result["pix_fmt"] == "yuv420p"
+    assert (result["width"], result["height"], result["frames"]) == (320, 240, 24)
+    assert result["average_rate"] == pytest.approx(24, abs=0.01)
+    assert result["times"] == pytest.approx(source["times"], abs=1e-3)
+    assert result["audio_codec"] == "aac"
+    assert result["audio_duration"] == pytest.approx(source["audio_duration"], abs=0.1)
+    header, frames = read_keypoints_jsonl(keypoints)
+    assert header["keypoint_names"][0] == "nose" and len(header["edges"]) == 19
+    assert (header["width"], header["height"], header["fps"]) == (320, 240, pytest.approx(24))
+    assert [f["frame"] for f in frames] == list(range(24))
+    assert frames[1]["time"] == pytest.approx(1 / 24, abs=1e-3)
+    persons = frames[0]["persons"]
+    assert 1 <= len(persons) <= 3
+    assert len(persons[0]["keypoints"]) == 17 and len(persons[0]["keypoints"][0]) == 3 and len(persons[0]["box"]) == 4
+
+
+@pytest.mark.parametrize("name,audio", [("a.mp4", "aac"), ("b.avi", "mp3")])
+def test_the_clips_bundled_with_gradio_keep_frame_count_fps_size_and_audio(run_cli, tmp_path, name, audio):
+    clip = GRADIO_VIDEOS / name
+    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
+    code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--max-persons", 2)
+    assert code == 0, err
+    source, result = probe(clip), probe(out)
+    assert result["video_codec"] == "h264" and result["pix_fmt"] == "yuv420p"
+    assert (result["width"], result["height"]) == (source["width"], source["height"])
+    assert result["frames"] == source["frames"]
+    assert result["times"] == pytest.approx(source["times"], abs=2e-3)  # the source's timestamps, gaps included
+    if name.endswith(".mp4"):
+        assert result["average_rate"] == pytest.approx(source["average_rate"], abs=0.05)
+    assert result["audio_codec"] == audio and result["audio_duration"] > 0
+    _, frames = read_keypoints_jsonl(keypoints)
+    assert len(frames) == source["frames"]
+
+
+def test_a_video_without_audio_gives_a_video_without_audio(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "silent.mp4", frames=10, audio=False)
+    code, _ = run_cli("--source", clip, "--output", tmp_path / "out.mp4")
+    assert code == 0
+    assert probe(tmp_path / "out.mp4")["audio_codec"] is None
+
+
+def test_an_odd_sized_video_is_encoded_with_every_frame(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "odd.mkv", width=641, height=479, frames=8, codec="mpeg4", audio=False)
+    code, _ = run_cli("--source", clip, "--output", tmp_path / "out.mp4")
+    assert code == 0
+    result = probe(tmp_path / "out.mp4")
+    assert result["frames"] == 8 and (result["width"], result["height"]) == (642, 480)  # padded by one pixel
+
+
+@pytest.mark.parametrize("mode", ["rgb", "gray", "rgba", "rgb16"])
+def test_an_image_becomes_an_annotated_image_and_one_keypoints_line(run_cli, tmp_path, mode):
+    image = tmp_path / "photo.png"
+    make_image(image, width=200, height=150, mode=mode)
+    out, keypoints = tmp_path / "out.jpg", tmp_path / "k.jsonl"
+    code, err = run_cli("--source", image, "--output", out, "--keypoints", keypoints)
+    assert code == 0, err
+    import cv2
+
+    assert cv2.imread(str(out)).shape == (150, 200, 3)
+    header, frames = read_keypoints_jsonl(keypoints)
+    assert len(frames) == 1 and header["fps"] is None
+
+
+def test_no_persons_gives_empty_keypoint_lines_and_an_unannotated_video(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=False)
+    code, _ = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--keypoints", tmp_path / "k.jsonl", "--det-threshold", 1.0)
+    assert code == 0
+    _, frames = read_keypoints_jsonl(tmp_path / "k.jsonl")
+    assert [f["persons"] for f in frames] == [[]] * 6
+    assert probe(tmp_path / "out.mp4")["frames"] == 6
+
+
+def corrupt_files(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    truncated = make_clip(tmp_path / "full.mp4", frames=30, audio=False, faststart=False)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(truncated.read_bytes()[:200])
+    return {"text": text, "truncated": cut}
+
+
+@pytest.mark.parametrize(
+    "case,words",
+    [
+        ("missing", ["missing.mp4", "not found"]),
+        ("text", ["notes.mp4"]),
+        ("truncated", ["cut.mp4"]),
+        ("no_output", ["--output"]),
+        ("missing_dir", ["no/such/dir"]),
+        ("unwritable", ["/proc"]),
+        ("bad_extension", ["--output"]),
+        ("bad_threshold", ["--det-threshold"]),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case, words):
+    files = corrupt_files(tmp_path)
+    clip = make_clip(tmp_path / "ok.mp4", frames=3, audio=False)
+    out = tmp_path / "out.mp4"
+    args = {
+        "missing": ["--source", tmp_path / "missing.mp4", "--output", out],
+        "text": ["--source", files["text"], "--output", out],
+        "truncated": ["--source", files["truncated"], "--output", out],
+        "no_output": ["--source", clip],
+        "missing_dir": ["--source", clip, "--output", tmp_path / "no/such/dir/out.mp4"],
+        "unwritable": ["--source", clip, "--output", "/proc/out.mp4"],
+        "bad_extension": ["--source", clip, "--output", tmp_path / "out.gif"],
+        "bad_threshold": ["--source", clip, "--output", out, "--det-threshold", 2],
+    }[case]
+    code, err = run_cli(*args)
+    assert code == 2
+    assert_one_clear_line(err, *words)
+    assert not out.exists()
+
+
+def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, detector_dir):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    result = run_subprocess("--source", clip, "--output", tmp_path / "out.mp4", "--model", "no-such-org/vitpose", "--detector", detector_dir, "--device", "cpu", timeout=300)
+    assert result.returncode == 2
+    assert_one_clear_line(result.stderr, "no-such-org/vitpose", "--model")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_ctrl_c_mid_run_leaves_a_finalised_playable_video(tmp_path, pose_dir, detector_dir):
+    clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=600, audio=True)
+    out = tmp_path / "out.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--source", clip, "--output", out, "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2"],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted after" in stderr and "Traceback" not in stderr
+    result = probe(out)
+    assert 0 < result["frames"] < 600 and result["video_codec"] == "h264"

@@ -1,0 +1,119 @@
+"""One frame in, every person's pose out: detector + pose model (+ tracking and smoothing).
+
+The engine is the single piece of per-frame logic; the CLI, the window and the web UI all call it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .detector import PersonDetector
+from .pose import PoseEstimator
+from .types import Detections, Frame, Poses
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per stage on one frame (host wall clock)."""
+
+    detect: float = 0.0
+    pose: float = 0.0
+    track: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"detect": self.detect, "pose": self.pose, "track": self.track}
+
+
+@dataclass(frozen=True)
+class Result:
+    """A frame and what was found in it; pixels and predictions travel together."""
+
+    frame: Frame
+    poses: Poses
+    times: StageTimes
+    detected: bool = True
+
+
+class PoseEngine:
+    """Detect persons (every ``det_every`` frames), estimate their poses in one batch, and hand
+    the result to an optional ``tracker`` stage (``(poses, frame) -> poses``) — ids, smoothing and
+    the boxes for frames without detection live there."""
+
+    def __init__(
+        self,
+        pose: PoseEstimator,
+        detector: PersonDetector,
+        *,
+        det_every: int = 1,
+        tracker: Callable[[Poses, Frame], Poses] | None = None,
+        boxes_between: Callable[[Poses, Frame], Detections] | None = None,
+    ):
+        if det_every < 1:
+            raise ValueError("det_every must be at least 1")
+        self.pose = pose
+        self.detector = detector
+        self.det_every = int(det_every)
+        self.tracker = tracker
+        self.boxes_between = boxes_between
+        self._count = 0
+        self._previous: Poses | None = None
+
+    @property
+    def skeleton(self):
+        return self.pose.skeleton
+
+    def reset(self) -> None:
+        self._count = 0
+        self._previous = None
+
+    def _upload(self, image: np.ndarray):
+        """The frame on the model's device once, shared by detector and pose model."""
+        if self.pose.device.type == "cpu":
+            return image
+        return self.pose._image_tensor(image)
+
+    def __call__(self, frame: Frame) -> Result:
+        detect = self._count % self.det_every == 0 or self._previous is None or self.boxes_between is None
+        self._count += 1
+        image = self._upload(frame.image)
+        start = time.perf_counter()
+        if detect:
+            detections = self.detector(image)
+        else:
+            detections = self.boxes_between(self._previous, frame)
+        detected_at = time.perf_counter()
+        poses = self.pose(image, detections.boxes, detections.scores)
+        posed_at = time.perf_counter()
+        if self.tracker is not None:
+            poses = self.tracker(poses, frame)
+        tracked_at = time.perf_counter()
+        self._previous = poses
+        times = StageTimes(
+            detect=(detected_at - start) * 1e3, pose=(posed_at - detected_at) * 1e3, track=(tracked_at - posed_at) * 1e3
+        )
+        return Result(frame, poses, times, detect)
+
+    def process_batch(self, frames: Sequence[Frame]) -> list[Result]:
+        """Several frames with detection on each and one pose forward pass over all their crops
+        (for files, where latency does not matter; no tracking)."""
+        start = time.perf_counter()
+        images = [self._upload(frame.image) for frame in frames]
+        detections = self.detector.detect_batch(images)
+        detected_at = time.perf_counter()
+        poses = self.pose.estimate_batch(images, [d.boxes for d in detections], [d.scores for d in detections])
+        posed_at = time.perf_counter()
+        share = 1e3 / max(len(frames), 1)
+        times = StageTimes(detect=(detected_at - start) * share, pose=(posed_at - detected_at) * share)
+        return [Result(frame, p, times) for frame, p in zip(frames, poses)]
+
+
+def warm_up(engine: PoseEngine, height: int = 480, width: int = 640) -> None:
+    """One throw-away frame so that start-up costs don't count as latency."""
+    with torch.inference_mode():
+        engine(Frame(np.zeros((height, width, 3), np.uint8), -1, 0.0, time.monotonic()))
+    engine.reset()
