@@ -6,6 +6,7 @@ User mistakes end with one line on stderr and exit status 2 — never a tracebac
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -24,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vitpose-live",
         description="Multi-person pose estimation with ViTPose on images and videos.",
     )
-    parser.add_argument("--source", required=True, help="a video file or an image")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="a video file, an image, a folder or glob of images, a webcam index (0), "
+        "an rtsp/rtmp/http URL, or 'synthetic'",
+    )
     parser.add_argument("--output", help="annotated video (.mp4) or image (.jpg/.png) to write")
     parser.add_argument("--keypoints", help="write keypoints as JSON lines (a header, then one line per frame)")
     models = parser.add_argument_group("models")
@@ -39,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     detection.add_argument("--max-persons", type=int, default=None, help="keep at most this many persons per frame")
     detection.add_argument("--kpt-threshold", type=float, default=0.3, help="draw keypoints above this score")
     detection.add_argument("--show-boxes", action="store_true", help="draw person boxes")
+    live = parser.add_argument_group("live")
+    live.add_argument("--window", action=argparse.BooleanOptionalAction, default=None,
+                      help="show an OpenCV window (default: on for webcams and streams when a display exists)")
+    live.add_argument("--realtime", action="store_true", help="play a file like a camera: paced, dropping when behind")
+    live.add_argument("--det-every", type=int, default=None,
+                      help="run the detector every N frames, tracking in between (default: 1 on CUDA, 3 elsewhere; 1 for files)")
+    live.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
+                      help="One Euro smoothing of keypoints per person (default: on for live sources)")
+    live.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower: smoother)")
+    live.add_argument("--smooth-beta", type=float, default=0.05, help="One Euro speed coefficient (higher: less lag)")
+    live.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None, help="draw fps/latency on frames")
+    live.add_argument("--stats-json", help="write run statistics (fps, latency, drops, stage ms) as JSON")
+    live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
+    live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log details (and show tracebacks)")
     return parser
@@ -56,26 +76,39 @@ class Summary:
     output: str | None
     keypoints: str | None
     interrupted: bool = False
+    stats: dict | None = None
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
         per_frame = self.persons / self.frames if self.frames else 0.0
         outputs = ", ".join(p for p in (self.output, self.keypoints) if p) or "no output file"
         head = "interrupted after" if self.interrupted else "done:"
-        return (
+        line = (
             f"{head} {self.frames} frame(s) in {self.seconds:.1f} s ({rate:.1f} frames/s), "
             f"{per_frame:.1f} person(s) per frame -> {outputs}"
         )
+        if self.stats:
+            latency = self.stats["latency_ms"]
+            line += (
+                f"; latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms; "
+                f"{self.stats['frames_dropped']} frame(s) dropped"
+            )
+        return line
+
+
+def _is_live_spec(source: str) -> bool:
+    return source.isdigit() or "://" in source or source.startswith("synthetic")
 
 
 def _validate(args: argparse.Namespace) -> None:
     from .sinks import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, check_writable
     from .sources import IMAGE_EXTENSIONS
 
-    if not os.path.exists(args.source):
+    live = _is_live_spec(args.source)
+    if not live and not any(ch in args.source for ch in "*?") and not os.path.exists(args.source):
         raise UserError(f"cannot open '{args.source}': file not found")
-    if args.output is None and args.keypoints is None:
-        raise UserError("nothing to write: give --output and/or --keypoints")
+    if args.output is None and args.keypoints is None and not (args.window or (args.window is None and live)):
+        raise UserError("nothing to do: give --output and/or --keypoints (or --window to watch)")
     source_is_image = Path(args.source).suffix.lower() in IMAGE_EXTENSIONS
     if args.output:
         suffix = Path(args.output).suffix.lower()
@@ -84,30 +117,61 @@ def _validate(args: argparse.Namespace) -> None:
             kind = "an image" if source_is_image else "a video"
             raise UserError(f"--output for {kind} must end in one of {', '.join(sorted(wanted))}")
         check_writable(Path(args.output))
-    if args.keypoints:
-        check_writable(Path(args.keypoints))
+    for path in (args.keypoints, args.stats_json):
+        if path:
+            check_writable(Path(path))
     if args.max_persons is not None and args.max_persons < 1:
         raise UserError("--max-persons must be at least 1")
+    if args.det_every is not None and args.det_every < 1:
+        raise UserError("--det-every must be at least 1")
     for name in ("det_threshold", "kpt_threshold"):
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1")
 
 
-def build_engine(args: argparse.Namespace):
+def open_input(args: argparse.Namespace):
+    from . import sources
+
+    open_source = getattr(sources, "open_source", None)
+    if open_source is None:
+        return sources.open_file_source(args.source)
+    options = {}
+    if args.source.isdigit():
+        if args.camera_size:
+            try:
+                width, height = (int(v) for v in args.camera_size.lower().split("x"))
+            except ValueError:
+                raise UserError("--camera-size must look like 1280x720") from None
+            options.update(width=width, height=height)
+        if args.camera_fps:
+            options["fps"] = args.camera_fps
+    return open_source(args.source, **options)
+
+
+def build_engine(args: argparse.Namespace, *, live: bool):
     from .detector import PersonDetector
     from .engine import PoseEngine
     from .pose import PoseEstimator
+    from .tracking import PersonTracker, PoseSmoother, TrackingStage
 
     pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test)
+    det_every = args.det_every or (1 if pose.placement.is_cuda or not live else 3)
+    smooth = live if args.smooth is None else args.smooth
     detector = PersonDetector(
         args.detector,
         device=pose.placement.device,
         dtype=pose.placement.dtype,
-        threshold=args.det_threshold,
+        threshold=min(args.det_threshold, 0.3) if (live or det_every > 1) else args.det_threshold,
         max_persons=args.max_persons,
     )
-    return PoseEngine(pose, detector)
+    tracking = None
+    if live or det_every > 1 or smooth:
+        smoother = PoseSmoother(args.smooth_min_cutoff, args.smooth_beta, kpt_threshold=args.kpt_threshold) if smooth else None
+        tracker = PersonTracker(track_activation_threshold=max(args.det_threshold, 0.35) + 0.1,
+                                high_conf_det_threshold=args.det_threshold)
+        tracking = TrackingStage(tracker, smoother, kpt_threshold=args.kpt_threshold)
+    return PoseEngine(pose, detector, det_every=det_every, tracking=tracking)
 
 
 def keypoints_header(engine, source_info: dict) -> dict:
@@ -120,63 +184,116 @@ def keypoints_header(engine, source_info: dict) -> dict:
     }
 
 
+@dataclass
+class View:
+    """What the window's keys change while running."""
+
+    paused: bool = False
+    show_hud: bool = True
+
+
+def _source_info(source, spec: str) -> tuple[dict, int | None]:
+    info = getattr(source, "info", None)
+    if info is None:  # an image
+        return {"source": spec, "width": source.width, "height": source.height, "fps": None}, 1
+    return (
+        {"source": spec, "width": info.width, "height": info.height, "fps": info.fps},
+        getattr(info, "frame_count", None),
+    )
+
+
 def annotate_file(args: argparse.Namespace) -> Summary:
-    """The file job: decode → detect → pose → draw → encode (and keypoints), in threads."""
+    """Decode → detect → pose → draw → encode/show (and keypoints), in threads."""
+    window = None
+    wants_window = args.window or (args.window is None and _is_live_spec(args.source) and not args.source.startswith("synthetic"))
+    if wants_window:
+        from .window import NoDisplayError, Window  # before PyAV is imported
+
+        try:
+            window = Window()
+        except NoDisplayError as error:
+            if args.window:
+                raise UserError(str(error)) from None
+            if not (args.output or args.keypoints):
+                raise UserError(str(error)) from None
     from tqdm import tqdm
 
+    from .engine import warm_up
     from .pipeline import Pipeline, Policy
-    from .render import PoseAnnotator
+    from .render import HudAnnotator, PoseAnnotator
     from .sinks import ImageFileSink, KeypointsJsonlSink, VideoFileSink
-    from .sources import ImageSource, open_file_source
+    from .sources import ImageSource
 
-    source = open_file_source(args.source)
-    engine = build_engine(args)
-    if isinstance(source, ImageSource):
-        info = {"source": str(args.source), "width": source.width, "height": source.height, "fps": None}
-        total = 1
-    else:
-        video = source.info
-        info = {"source": str(args.source), "width": video.width, "height": video.height, "fps": video.fps}
-        total = video.frame_count
-    annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
+    source = open_input(args)
+    live = bool(getattr(source, "is_live", False)) or args.realtime
     video_sink = image_sink = keypoints_sink = None
     frames = persons = 0
-    started = time.monotonic()
     interrupted = False
-    pipeline = Pipeline(source, engine, policy=Policy.FIFO)
+    pipeline = None
     try:
+        engine = build_engine(args, live=live)
+        info, total = _source_info(source, args.source)
+        if live:
+            warm_up(engine)
+        annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
+        hud = HudAnnotator()
+        view = View(show_hud=args.hud if args.hud is not None else (live or window is not None))
+        realtime_fps = info["fps"] if args.realtime and not getattr(source, "is_live", False) else None
+        pipeline = Pipeline(source, engine, policy=Policy.LATEST if live else Policy.FIFO, realtime_fps=realtime_fps)
         if args.output and isinstance(source, ImageSource):
             image_sink = ImageFileSink(args.output)
         elif args.output:
+            video_info = getattr(source, "info", None)
             video_sink = VideoFileSink(
                 args.output,
-                width=video.width,
-                height=video.height,
-                fps=video.fps,
-                audio_from=args.source if video.has_audio else None,
+                width=info["width"],
+                height=info["height"],
+                fps=info["fps"] or 30.0,
+                audio_from=args.source if getattr(video_info, "has_audio", False) and not live else None,
             )
         if args.keypoints:
             keypoints_sink = KeypointsJsonlSink(args.keypoints, header=keypoints_header(engine, info))
+        first_capture = None
         bar = tqdm(total=total, unit="frame", disable=args.no_progress or total == 1, dynamic_ncols=True)
         with bar, pipeline:
             for result in pipeline.results():
+                frame, poses = result.frame, result.poses
+                render_start = time.perf_counter()
+                first_capture = frame.captured_at if first_capture is None else first_capture
+                stamp = frame.time if not live else frame.captured_at - first_capture
                 if keypoints_sink is not None:
-                    keypoints_sink.write(result.frame.index, result.frame.time, result.poses)
-                if video_sink is not None or image_sink is not None:
-                    picture = annotator.annotate(result.frame.image.copy(), result.poses)
+                    keypoints_sink.write(frame.index, stamp, poses)
+                picture = None
+                if video_sink is not None or image_sink is not None or window is not None:
+                    picture = annotator.annotate(frame.image.copy(), poses)
+                    if view.show_hud:
+                        hud.annotate(picture, _hud_lines(pipeline.stats, poses))
                     if video_sink is not None:
-                        video_sink.write(picture, result.frame.time)
-                    else:
+                        video_sink.write(picture, stamp)
+                    elif image_sink is not None:
                         image_sink.write(picture)
+                pipeline.stats.add_stage("detect", result.times.detect)
+                pipeline.stats.add_stage("pose", result.times.pose)
+                pipeline.stats.add_stage("track", result.times.track)
+                pipeline.stats.add_stage("render", (time.perf_counter() - render_start) * 1e3)
+                if window is not None:
+                    action = window.show(picture)
+                    pipeline.stats.add_latency((time.monotonic() - frame.captured_at) * 1e3)
+                    if _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
+                        break
+                else:
+                    pipeline.stats.add_latency((time.monotonic() - frame.captured_at) * 1e3)
                 frames += 1
-                persons += len(result.poses)
+                persons += len(poses)
                 bar.update(1)
-                bar.set_postfix(persons=len(result.poses), refresh=False)
+                bar.set_postfix(fps=f"{pipeline.stats.recent_fps():.1f}", persons=len(poses), refresh=False)
     except KeyboardInterrupt:
         interrupted = True
-        pipeline.stop()
+        if pipeline is not None:
+            pipeline.stop()
     except BaseException:
-        pipeline.stop()
+        if pipeline is not None:
+            pipeline.stop()
         for sink in (video_sink, image_sink):
             if sink is not None and hasattr(sink, "abort"):
                 sink.abort()
@@ -187,12 +304,63 @@ def annotate_file(args: argparse.Namespace) -> Summary:
         raise
     finally:
         source.close()
+        if window is not None:
+            window.close()
     for sink in (video_sink, image_sink, keypoints_sink):
         if sink is not None:
             sink.close()
-    if frames == 0 and not interrupted:
+    stats = pipeline.stats.summary() if pipeline is not None else {}
+    if args.stats_json and stats:
+        Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
+    if frames == 0 and not interrupted and not live:
         raise UserError(f"'{args.source}' has no frames")
-    return Summary(frames, time.monotonic() - started, persons, args.output, args.keypoints, interrupted)
+    return Summary(frames, time.monotonic() - pipeline.stats.started_at, persons, args.output, args.keypoints,
+                   interrupted, stats if live else None)
+
+
+def _hud_lines(stats, poses) -> list[str]:
+    summary_latency = list(stats.latency_ms)[-30:]
+    latency = sum(summary_latency) / len(summary_latency) if summary_latency else 0.0
+    return [
+        f"fps {stats.recent_fps():.1f}",
+        f"latency {latency:.0f} ms",
+        f"persons {len(poses)}",
+        f"dropped {stats.frames_dropped}",
+    ]
+
+
+def _handle_key(action, window, view: View, annotator, picture, frame, poses) -> str | None:
+    """Apply a window key; "quit" ends the run."""
+    while True:
+        if action in ("quit", "closed"):
+            return "quit"
+        if action == "boxes":
+            annotator.show_boxes = not annotator.show_boxes
+        elif action == "ids":
+            annotator.show_ids = not annotator.show_ids
+        elif action == "hud":
+            view.show_hud = not view.show_hud
+        elif action in ("more", "fewer"):
+            step = 0.05 if action == "more" else -0.05
+            annotator.kpt_threshold = round(min(0.95, max(0.0, annotator.kpt_threshold + step)), 2)
+        elif action == "snapshot":
+            _snapshot(picture, frame, poses)
+        elif action == "pause":
+            view.paused = not view.paused
+        if not view.paused:
+            return None
+        action = window.poll(50)  # paused: wait for keys; live frames are dropped meanwhile
+
+
+def _snapshot(picture, frame, poses) -> None:
+    import cv2
+
+    from .sinks import frame_record
+
+    stem = f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frame.index}"
+    cv2.imwrite(f"{stem}.png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    Path(f"{stem}.json").write_text(json.dumps(frame_record(frame.index, frame.time, poses)) + "\n")
+    print(f"saved {stem}.png and {stem}.json", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

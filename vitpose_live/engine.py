@@ -6,15 +6,16 @@ The engine is the single piece of per-frame logic; the CLI, the window and the w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .detector import PersonDetector
-from .pose import PoseEstimator
-from .types import Detections, Frame, Poses
+from .pose import PoseEstimator, valid_boxes
+from .tracking import TrackingStage
+from .types import Frame, Poses
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,8 @@ class Result:
 
 
 class PoseEngine:
-    """Detect persons (every ``det_every`` frames), estimate their poses in one batch, and hand
-    the result to an optional ``tracker`` stage (``(poses, frame) -> poses``) — ids, smoothing and
-    the boxes for frames without detection live there."""
+    """Detect persons (every ``det_every`` frames), estimate their poses in one batch, and — with
+    a ``tracking`` stage — give them ids, boxes between detections and smoothing."""
 
     def __init__(
         self,
@@ -50,18 +50,17 @@ class PoseEngine:
         detector: PersonDetector,
         *,
         det_every: int = 1,
-        tracker: Callable[[Poses, Frame], Poses] | None = None,
-        boxes_between: Callable[[Poses, Frame], Detections] | None = None,
+        tracking: TrackingStage | None = None,
     ):
         if det_every < 1:
             raise ValueError("det_every must be at least 1")
+        if det_every > 1 and tracking is None:
+            raise ValueError("detecting every few frames needs a tracking stage for the frames between")
         self.pose = pose
         self.detector = detector
         self.det_every = int(det_every)
-        self.tracker = tracker
-        self.boxes_between = boxes_between
+        self.tracking = tracking
         self._count = 0
-        self._previous: Poses | None = None
 
     @property
     def skeleton(self):
@@ -69,7 +68,8 @@ class PoseEngine:
 
     def reset(self) -> None:
         self._count = 0
-        self._previous = None
+        if self.tracking is not None:
+            self.tracking.reset()
 
     def _upload(self, image: np.ndarray):
         """The frame on the model's device once, shared by detector and pose model."""
@@ -78,21 +78,21 @@ class PoseEngine:
         return self.pose._image_tensor(image)
 
     def __call__(self, frame: Frame) -> Result:
-        detect = self._count % self.det_every == 0 or self._previous is None or self.boxes_between is None
+        detect = self._count % self.det_every == 0
         self._count += 1
         image = self._upload(frame.image)
         start = time.perf_counter()
-        if detect:
-            detections = self.detector(image)
-        else:
-            detections = self.boxes_between(self._previous, frame)
+        detections = self.detector(image) if detect else None
         detected_at = time.perf_counter()
+        ids = None
+        if self.tracking is not None:
+            detections, ids = self.tracking.boxes(detections, _seconds(frame), (frame.width, frame.height))
+        keep = valid_boxes(detections.boxes)
         poses = self.pose(image, detections.boxes, detections.scores)
         posed_at = time.perf_counter()
-        if self.tracker is not None:
-            poses = self.tracker(poses, frame)
+        if self.tracking is not None:
+            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame))
         tracked_at = time.perf_counter()
-        self._previous = poses
         times = StageTimes(
             detect=(detected_at - start) * 1e3, pose=(posed_at - detected_at) * 1e3, track=(tracked_at - posed_at) * 1e3
         )
@@ -117,3 +117,7 @@ def warm_up(engine: PoseEngine, height: int = 480, width: int = 640) -> None:
     with torch.inference_mode():
         engine(Frame(np.zeros((height, width, 3), np.uint8), -1, 0.0, time.monotonic()))
     engine.reset()
+
+
+def _seconds(frame: Frame) -> float:
+    return frame.time if frame.time is not None else frame.captured_at

@@ -394,6 +394,26 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def frame_record(frame_index: int, time: float | None, poses: Poses) -> dict:
+    """One frame's poses as the JSON-ready record of a keypoints line."""
+    xy = _rounded(poses.keypoints, 2)
+    scores = _rounded(poses.scores, 4)
+    boxes = _rounded(poses.boxes, 2)
+    box_scores = _rounded(poses.box_scores, 4)
+    persons = []
+    for n in range(len(poses)):
+        person = {
+            "box": boxes[n],
+            "score": box_scores[n],
+            "keypoints": [[x, y, s] for (x, y), s in zip(xy[n], scores[n])],
+        }
+        if poses.track_ids is not None:
+            person["track_id"] = int(poses.track_ids[n])
+        persons.append(person)
+    seconds = None if time is None else round(float(time), 4)
+    return {"frame": int(frame_index), "time": seconds, "persons": persons}
+
+
 class KeypointsJsonlSink:
     """Poses as JSON lines: a ``{"type": "header", ...}`` line, then one line per frame::
 
@@ -425,22 +445,7 @@ class KeypointsJsonlSink:
     def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
         if self._file.closed:
             raise SinkError(f"cannot write '{self.path}': it is already closed")
-        xy = _rounded(poses.keypoints, 2)
-        scores = _rounded(poses.scores, 4)
-        boxes = _rounded(poses.boxes, 2)
-        box_scores = _rounded(poses.box_scores, 4)
-        persons = []
-        for n in range(len(poses)):
-            person = {
-                "box": boxes[n],
-                "score": box_scores[n],
-                "keypoints": [[x, y, s] for (x, y), s in zip(xy[n], scores[n])],
-            }
-            if poses.track_ids is not None:
-                person["track_id"] = int(poses.track_ids[n])
-            persons.append(person)
-        seconds = None if time is None else round(float(time), 4)
-        self._line({"frame": int(frame_index), "time": seconds, "persons": persons})
+        self._line(frame_record(frame_index, time, poses))
         self.frames_written += 1
         if self.frames_written % self._flush_every == 0:
             self._file.flush()
