@@ -56,7 +56,7 @@ class FrameBuffer:
         """Hand ``item`` on; False when stopped first. LATEST replaces what is waiting
         (counted as dropped); FIFO waits for room. The end marker is never dropped."""
         with self._lock:
-            if self.policy is Policy.LATEST:
+            if self.policy is Policy.LATEST and item is not END:
                 while self._items and self._items[-1] is not END:
                     self._items.pop()
                     self.dropped += 1
@@ -182,7 +182,7 @@ class Pipeline:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         """Signal every stage to stop and wait up to ``timeout`` seconds in all."""
         self._stop.set()
         deadline = time.monotonic() + timeout
@@ -196,7 +196,7 @@ class Pipeline:
     def alive(self) -> list[str]:
         return [thread.name for thread in self._threads if thread.is_alive()]
 
-    def join(self, timeout: float = 1.0) -> None:
+    def join(self, timeout: float = 0.5) -> None:
         self.stop(timeout)
         self.raise_error()
 

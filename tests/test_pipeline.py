@@ -1,0 +1,132 @@
+"""The threaded pipeline: buffering policies, order, drops, stopping and errors."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vitpose_live.pipeline import END, FrameBuffer, Pipeline, PipelineError, Policy
+from vitpose_live.types import Frame
+
+
+def frames(count, *, every=0.0):
+    for index in range(count):
+        if every:
+            time.sleep(every)
+        yield Frame(np.zeros((4, 4, 3), np.uint8), index, index / 30, time.monotonic())
+
+
+def blocked_forever():
+    """A producer stuck in a read that never returns (a camera that hangs)."""
+    yield Frame(np.zeros((4, 4, 3), np.uint8), 0, 0.0, time.monotonic())
+    threading.Event().wait()
+
+
+def test_fifo_keeps_every_item_in_order_and_waits_for_room():
+    stop = threading.Event()
+    buffer = FrameBuffer(Policy.FIFO, stop, capacity=2)
+    assert buffer.put(1) and buffer.put(2)
+    threading.Timer(0.2, buffer.get).start()
+    started = time.monotonic()
+    assert buffer.put(3)  # blocks until the timer takes one
+    assert time.monotonic() - started >= 0.15
+    assert [buffer.get(), buffer.get()] == [2, 3] and buffer.dropped == 0
+
+
+def test_latest_keeps_only_the_newest_item_and_counts_the_rest():
+    buffer = FrameBuffer(Policy.LATEST, threading.Event())
+    for item in range(5):
+        buffer.put(item)
+    assert buffer.get() == 4 and buffer.dropped == 4
+
+
+def test_the_end_marker_is_never_dropped():
+    buffer = FrameBuffer(Policy.LATEST, threading.Event())
+    buffer.put(1)
+    buffer.put(END)
+    buffer.put(2)
+    assert buffer.get() is not None and END in (buffer.get(), END)
+
+
+def test_a_file_source_never_drops_and_keeps_order_even_with_slow_inference():
+    def slow(frame):
+        time.sleep(0.005)
+        return frame.index
+
+    pipeline = Pipeline(frames(60), slow, policy=Policy.FIFO, capacity=4).start()
+    assert list(pipeline.results()) == list(range(60))
+    assert pipeline.stats.frames_dropped == 0 and pipeline.stats.frames_processed == 60
+
+
+def test_a_live_source_faster_than_inference_drops_frames_but_stays_in_order():
+    def slow(frame):
+        time.sleep(0.03)
+        return frame.index
+
+    pipeline = Pipeline(frames(100, every=0.002), slow, policy=Policy.LATEST).start()
+    indices = list(pipeline.results())
+    stats = pipeline.stats
+    assert indices == sorted(indices) and len(indices) < 100
+    assert stats.frames_dropped > 0
+    assert stats.frames_in == stats.frames_processed + stats.frames_dropped
+
+
+def test_a_live_source_slower_than_inference_drops_nothing():
+    pipeline = Pipeline(frames(20, every=0.01), lambda f: f.index, policy=Policy.LATEST).start()
+    assert list(pipeline.results()) == list(range(20)) and pipeline.stats.frames_dropped == 0
+
+
+def test_stop_returns_within_a_second_with_a_blocked_producer():
+    pipeline = Pipeline(blocked_forever, lambda f: f.index, policy=Policy.LATEST).start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    pipeline.stop()
+    assert time.monotonic() - started < 1.0
+    assert pipeline.alive() == ["vitpose-capture"]  # the stuck read is abandoned (a daemon thread)
+
+
+def test_stop_returns_within_a_second_with_a_blocked_model_call():
+    hang = threading.Event()
+    pipeline = Pipeline(frames(10), lambda f: hang.wait(), policy=Policy.FIFO).start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    pipeline.stop()
+    assert time.monotonic() - started < 1.0
+    hang.set()
+
+
+@pytest.mark.parametrize("stage", ["capture", "inference"])
+def test_an_error_in_a_stage_stops_the_pipeline_and_is_raised_with_its_stage(stage):
+    def broken_source():
+        yield from frames(3)
+        raise OSError("camera unplugged")
+
+    def broken_model(frame):
+        if frame.index == 2:
+            raise RuntimeError("CUDA error: out of memory")
+        return frame.index
+
+    source, process = (broken_source, lambda f: f.index) if stage == "capture" else (lambda: frames(10), broken_model)
+    pipeline = Pipeline(source, process).start()
+    with pytest.raises(PipelineError, match=f"^{stage} failed: "):
+        list(pipeline.results())
+    pipeline.stop()
+    assert pipeline.alive() == []
+
+
+def test_realtime_pacing_plays_a_file_at_its_frame_rate():
+    pipeline = Pipeline(frames(15), lambda f: f.index, policy=Policy.LATEST, realtime_fps=30).start()
+    started = time.monotonic()
+    list(pipeline.results())
+    assert 0.4 <= time.monotonic() - started <= 1.5
+
+
+def test_stats_summary_has_the_documented_fields():
+    pipeline = Pipeline(frames(10), lambda f: f.index).start()
+    for _ in pipeline.results():
+        pipeline.stats.add_latency(5.0)
+    summary = pipeline.stats.summary()
+    assert set(summary) == {"frames_in", "frames_processed", "frames_dropped", "fps", "latency_ms", "stage_ms"}
+    assert summary["frames_in"] == summary["frames_processed"] == 10
+    assert summary["latency_ms"] == {"p50": 5.0, "p95": 5.0, "max": 5.0} and summary["fps"] > 0
