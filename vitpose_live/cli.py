@@ -202,20 +202,24 @@ def _source_info(source, spec: str) -> tuple[dict, int | None]:
     )
 
 
-def annotate_file(args: argparse.Namespace) -> Summary:
-    """Decode → detect → pose → draw → encode/show (and keypoints), in threads."""
-    window = None
-    wants_window = args.window or (args.window is None and _is_live_spec(args.source) and not args.source.startswith("synthetic"))
-    if wants_window:
-        from .window import NoDisplayError, Window  # before PyAV is imported
+def open_window(args: argparse.Namespace):
+    """The OpenCV window when asked for (or by default for cameras and streams), created before
+    anything imports PyAV; ``None`` without one."""
+    wants = args.window or (args.window is None and _is_live_spec(args.source) and not args.source.startswith("synthetic"))
+    if not wants:
+        return None
+    from .window import NoDisplayError, Window
 
-        try:
-            window = Window()
-        except NoDisplayError as error:
-            if args.window:
-                raise UserError(str(error)) from None
-            if not (args.output or args.keypoints):
-                raise UserError(str(error)) from None
+    try:
+        return Window()
+    except NoDisplayError as error:
+        if args.window or not (args.output or args.keypoints):
+            raise UserError(str(error)) from None
+        return None
+
+
+def annotate_file(args: argparse.Namespace, window=None) -> Summary:
+    """Decode → detect → pose → draw → encode/show (and keypoints), in threads."""
     from tqdm import tqdm
 
     from .engine import warm_up
@@ -370,8 +374,9 @@ def run(args: argparse.Namespace) -> int:
     from .sources import SourceError
 
     try:
+        window = open_window(args)
         _validate(args)
-        summary = annotate_file(args)
+        summary = annotate_file(args, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         if args.verbose:
             logging.getLogger("vitpose_live").exception("failed")
