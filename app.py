@@ -2,7 +2,7 @@
 
 import sys
 
-from vitpose_live.cli import main
+from vitpose_live.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -294,7 +294,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     except KeyboardInterrupt:
         interrupted = True
         if pipeline is not None:
-            pipeline.stop()
+            pipeline.stop(timeout=3.0)  # let the model call in flight finish before finalising
     except BaseException:
         if pipeline is not None:
             pipeline.stop()
@@ -402,6 +402,20 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def console_main() -> None:
+    """The process entry point: outputs are finalised by ``main``; if a stage thread is still
+    stuck in native code (a hung camera read), exit without waiting for it, since tearing down
+    the interpreter under it can abort the process."""
+    import threading
+
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.name.startswith("vitpose-") and t.is_alive() for t in threading.enumerate()):
+        os._exit(code)
+    sys.exit(code)
+
+
 def _quiet_libraries() -> None:
     import warnings
 
@@ -417,4 +431,4 @@ def _quiet_libraries() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -26,6 +26,7 @@ import av
 import cv2
 import numpy as np
 
+from .skeletons import COCO_KEYPOINTS
 from .types import Frame
 
 log = logging.getLogger(__name__)
@@ -370,10 +371,11 @@ class CameraSource:
                 capture.release()
             return None
         width, height, fps = self._wanted
-        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frames, not a queue of old ones
-        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height), (cv2.CAP_PROP_FPS, fps)):
+        wanted = {"width": (cv2.CAP_PROP_FRAME_WIDTH, width), "height": (cv2.CAP_PROP_FRAME_HEIGHT, height)}
+        wanted["fps"] = (cv2.CAP_PROP_FPS, fps)
+        for name, (prop, value) in wanted.items():
             if value and not capture.set(prop, float(value)):
-                log.info("camera %d ignored a request for %s=%s", self.index, prop, value)
+                log.info("camera %d ignored the request for %s=%s", self.index, name, value)
         return capture
 
     def _read_info(self, capture) -> VideoInfo:
@@ -387,7 +389,7 @@ class CameraSource:
             return value if math.isfinite(value) and value > 0 else 0.0
 
         fourcc = int(get(cv2.CAP_PROP_FOURCC))
-        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ").lower() if fourcc else ""
+        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ").lower()
         return VideoInfo(
             width=int(get(cv2.CAP_PROP_FRAME_WIDTH) or width or 0),
             height=int(get(cv2.CAP_PROP_FRAME_HEIGHT) or height or 0),
@@ -445,7 +447,9 @@ class CameraSource:
         if self._closed.is_set():
             return None
         if self._next_index == 0:
-            raise SourceError(f"camera {self.index} opened but delivered no frames (in use by another program?)")
+            raise SourceError(
+                f"camera {self.index} opened but delivered no frames (in use by another program?)"
+            )
         raise SourceError(f"camera {self.index} stopped delivering frames (unplugged?)")
 
     def __iter__(self) -> Iterator[Frame]:
@@ -489,7 +493,7 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
-def _stream_reason(error: BaseException, timeouts: tuple[float, float]) -> str:
+def _stream_reason(error: BaseException) -> str:
     if isinstance(error, av.error.ExitError):  # PyAV's timeout interrupts FFmpeg this way
         return "timed out waiting for data"
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
@@ -498,7 +502,9 @@ def _stream_reason(error: BaseException, timeouts: tuple[float, float]) -> str:
 
 class StreamSource:
     """Frames of a network stream (rtsp, rtmp, http(s), udp, tcp) decoded with PyAV, tuned for
-    low delay: no input buffering, RTSP over TCP, slice-threaded decoding.
+    low delay: RTSP over TCP, slice-threaded decoding and, except over HTTP (often a file or
+    HLS), no input buffering, so the packets read while probing are dropped and the first
+    frame shown is a current one.
 
     Opening connects and reads the stream headers, trying ``reconnect_attempts`` times, so a
     URL that refuses or says nothing fails here with :class:`SourceError`. While iterating, a
@@ -531,7 +537,9 @@ class StreamSource:
         self.max_backoff = float(max_backoff)
         self._timeouts = (float(open_timeout), float(read_timeout))
         scheme = self.url.split("://", 1)[0].lower()
-        self._options = {"fflags": "nobuffer", "flags": "low_delay", "max_delay": "500000"}
+        self._options = {"flags": "low_delay", "max_delay": "500000"}
+        if scheme not in ("http", "https"):  # real-time protocols: drop what probing read, start now
+            self._options["fflags"] = "nobuffer"
         if scheme in ("rtsp", "rtsps"):
             self._options["rtsp_transport"] = "tcp"
         self._options.update({str(k): str(v) for k, v in (options or {}).items()})
@@ -569,8 +577,9 @@ class StreamSource:
                 self.url, options=dict(self._options), timeout=self._timeouts, metadata_errors="ignore"
             )
         except (av.error.FFmpegError, OSError, ValueError) as error:
-            return _stream_reason(error, self._timeouts)
-        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            return _stream_reason(error)
+        pictures = av.stream.Disposition.attached_pic
+        videos = [s for s in container.streams.video if not s.disposition & pictures]
         if not videos:
             container.close()
             return "no video in it"
@@ -589,7 +598,7 @@ class StreamSource:
     def _make_info(self) -> VideoInfo:
         container, stream = self._container, self._stream
         rate = stream.average_rate or stream.guessed_rate
-        duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
+        duration = container.duration / av.time_base if (container.duration or 0) > 0 else None
         return VideoInfo(
             width=stream.codec_context.width,
             height=stream.codec_context.height,
@@ -616,7 +625,7 @@ class StreamSource:
             except StopIteration:
                 return [], ""
             except (av.error.FFmpegError, OSError, ValueError) as error:
-                return [], _stream_reason(error, self._timeouts)
+                return [], _stream_reason(error)
             try:
                 frames = list(packet.decode())
             except (av.error.FFmpegError, ValueError) as error:  # one bad packet: skip it
@@ -632,7 +641,8 @@ class StreamSource:
         if duration is None or self._anchor is None or self._last_time is None:
             return False
         anchor_pts, anchor_time = self._anchor
-        played = self._last_time - anchor_time + anchor_pts - float((self._stream.start_time or 0) * self._stream.time_base)
+        start = float((self._stream.start_time or 0) * self._stream.time_base)
+        played = self._last_time - anchor_time + anchor_pts - start  # the last frame's stream time
         return played >= duration - max(2.0 / self._info.fps, 0.1)
 
     def _reconnect(self, reason: str) -> bool:
@@ -650,8 +660,9 @@ class StreamSource:
                 return True
             if self._closed.is_set():
                 return False
+        attempts = self.reconnect_attempts
         raise SourceError(
-            f"stream '{self._name}' dropped and did not come back after {self.reconnect_attempts} attempts ({reason})"
+            f"stream '{self._name}' dropped and did not come back after {attempts} attempts ({reason})"
         )
 
     def _time_of(self, frame: av.VideoFrame, now: float) -> float:
@@ -678,6 +689,7 @@ class StreamSource:
         return self._frames()
 
     def _frames(self) -> Iterator[Frame]:
+        barren = 0  # reconnections in a row that gave no frame: a stream that connects, then drops
         while not self._closed.is_set():
             frames, ended = self._read()
             for frame in frames:
@@ -685,14 +697,23 @@ class StreamSource:
                 if self._started is None:
                     self._started = now
                 image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-                yield Frame(image=image, index=self._next_index, time=self._time_of(frame, now), captured_at=now)
+                seconds = self._time_of(frame, now)
+                yield Frame(image=image, index=self._next_index, time=seconds, captured_at=now)
                 self._next_index += 1
+                barren = 0
             if ended is None:
                 continue
             if ended == "closed" or (ended == "" and self._played_to_end()):
                 return
+            if barren >= self.reconnect_attempts:
+                attempts = self.reconnect_attempts
+                raise SourceError(
+                    f"stream '{self._name}' dropped and did not come back after {attempts} attempts"
+                    f" (it connects but sends no pictures)"
+                )
             if not self._reconnect(ended):
                 return
+            barren += 1
 
     def close(self) -> None:
         self._closed.set()
@@ -802,10 +823,20 @@ class FolderSource:
         self.close()
 
 
-# Person-local joint layout of the synthetic figures, in person heights from the feet centre
-# (x to the image right, which is the person's left: they face the camera; y up).
+# The synthetic figures face the camera, so a person's left side is on the image's right.
 _SIDES = {"left": 1.0, "right": -1.0}
+_BONES = (  # drawn as lines: torso, arms, legs (the head is a disc)
+    (5, 6), (5, 11), (6, 12), (11, 12),
+    (5, 7), (7, 9), (6, 8), (8, 10),
+    (11, 13), (13, 15), (12, 14), (14, 16),
+)  # fmt: skip
 _PALETTE = ((255, 170, 60), (80, 200, 255), (120, 255, 120), (255, 110, 200), (240, 240, 90), (170, 140, 255))
+
+
+def _limb(joint: tuple[float, float], length: float, angle: float, side: float) -> tuple[float, float]:
+    """The far end of a bone of ``length`` pixels hanging from ``joint``, ``angle`` radians out
+    from straight down towards ``side`` (+1 image right, -1 image left)."""
+    return joint[0] + length * side * math.sin(angle), joint[1] + length * math.cos(angle)
 
 
 class SyntheticSource:
@@ -855,8 +886,8 @@ class SyntheticSource:
                 {
                     "size": size,
                     "feet_y": h * rng.uniform(0.86, 0.96),
-                    "low": 0.2 * size,
-                    "high": max(0.2 * size + 1.0, w - 0.2 * size),
+                    "low": 0.4 * size,
+                    "high": max(0.4 * size + 1.0, w - 0.4 * size),
                     "speed": w * rng.uniform(0.08, 0.2),
                     "phase": rng.uniform(0, 1),
                     "stride": rng.uniform(0.8, 1.5),  # steps per second
@@ -866,7 +897,7 @@ class SyntheticSource:
             )
         shade = np.linspace(70, 30, h, dtype=np.float32)[:, None, None]
         tint = np.array([0.9, 1.0, 1.15], np.float32)
-        self._background = np.broadcast_to(shade * tint, (h, w, 3)).astype(np.uint8)
+        self._background = np.ascontiguousarray(np.broadcast_to(shade * tint, (h, w, 3)), dtype=np.uint8)
         cv2.line(self._background, (0, int(h * 0.8)), (w - 1, int(h * 0.8)), (90, 90, 90), 1)
         self._noise = [rng.normal(0, 3, (h, w, 3)).round().astype(np.int16) for _ in range(4)]
         self._closed = threading.Event()
@@ -906,14 +937,12 @@ class SyntheticSource:
                 joints[f"{side}_ear"] = at(0.065 * s, 0.905)
                 shoulder = at(0.13 * s, 0.80)
                 hip = at(0.08 * s, 0.48)
-                elbow = (shoulder[0] + 0.16 * size * s * math.sin(arm), shoulder[1] + 0.16 * size * math.cos(arm))
-                wrist = (elbow[0] + 0.15 * size * s * math.sin(arm + 0.25), elbow[1] + 0.15 * size * math.cos(arm + 0.25))
-                knee = (hip[0] + 0.24 * size * s * math.sin(leg), hip[1] + 0.24 * size * math.cos(leg))
-                ankle = (knee[0] + 0.24 * size * s * math.sin(leg * 0.4), knee[1] + 0.24 * size * math.cos(leg * 0.4))
+                elbow = _limb(shoulder, 0.16 * size, arm, s)
+                wrist = _limb(elbow, 0.15 * size, arm + 0.25, s)
+                knee = _limb(hip, 0.24 * size, leg, s)
+                ankle = _limb(knee, 0.24 * size, leg * 0.4, s)
                 joints |= {f"{side}_shoulder": shoulder, f"{side}_hip": hip, f"{side}_elbow": elbow}
                 joints |= {f"{side}_wrist": wrist, f"{side}_knee": knee, f"{side}_ankle": ankle}
-            from .skeletons import COCO_KEYPOINTS
-
             out[p] = [joints[name] for name in COCO_KEYPOINTS]
         return out
 
@@ -932,19 +961,21 @@ class SyntheticSource:
                 cv2.line(image, a, b, color, thick, cv2.LINE_AA, shift=4)
 
             neck = tuple((np.array(pt(5)) + np.array(pt(6))) // 2)
-            for a, b in ((5, 6), (5, 11), (6, 12), (11, 12), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16)):
+            for a, b in _BONES:
                 line(pt(a), pt(b))
             head = (pt(0)[0], int(round((joints[0][1] - 0.01 * size) * 16)))
             line(neck, (head[0], head[1] + int(0.07 * size * 16)))
             cv2.circle(image, head, int(round(0.075 * size * 16)), color, -1, cv2.LINE_AA, shift=4)
-            for j in (1, 2):  # eyes
-                cv2.circle(image, pt(j), int(max(1.0, 0.012 * size) * 16), (30, 30, 30), -1, cv2.LINE_AA, shift=4)
+            eye = int(max(1.0, 0.012 * size) * 16)
+            for j in (1, 2):
+                cv2.circle(image, pt(j), eye, (30, 30, 30), -1, cv2.LINE_AA, shift=4)
         noisy = image.astype(np.int16)
         noisy += self._noise[index % len(self._noise)]
         image = np.clip(noisy, 0, 255).astype(np.uint8)
         x, y, w, h = self.stamp_box
         image[y : y + h, x : x + w] = 0
-        cv2.putText(image, f"#{index}", (x + 4, y + h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        font, white = cv2.FONT_HERSHEY_SIMPLEX, (255, 255, 255)
+        cv2.putText(image, f"#{index}", (x + 4, y + h - 6), font, 0.5, white, 1, cv2.LINE_AA)
         return image
 
     def __iter__(self) -> Iterator[Frame]:
@@ -978,7 +1009,9 @@ class SyntheticSource:
         self.close()
 
 
-_SYNTHETIC_OPTIONS = {"width": int, "height": int, "fps": float, "frames": int, "persons": int, "seed": int, "realtime": bool}
+_SYNTHETIC_OPTIONS = {
+    "width": int, "height": int, "fps": float, "frames": int, "persons": int, "seed": int, "realtime": bool
+}  # fmt: skip
 
 
 def _synthetic_options(spec: str) -> dict:
@@ -999,7 +1032,8 @@ def _synthetic_options(spec: str) -> dict:
             else:
                 options[key] = kind(value)
         except ValueError:
-            raise SourceError(f"synthetic option {key} needs {'a number' if kind is not bool else 'true or false'}, got '{value}'") from None
+            needed = "true or false" if kind is bool else "a number"
+            raise SourceError(f"synthetic option {key} needs {needed}, got '{value}'") from None
     return options
 
 
@@ -1015,7 +1049,7 @@ def open_source(spec: str | int | Path, **options):
     if isinstance(spec, int) and not isinstance(spec, bool):
         return CameraSource(spec, **options)
     text = str(spec).strip()
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]+", text):
         return CameraSource(int(text), **options)
     if text == "synthetic" or text.startswith("synthetic:"):
         return SyntheticSource(**(_synthetic_options(text) | options))
@@ -1023,7 +1057,8 @@ def open_source(spec: str | int | Path, **options):
     if sep and scheme.lower() in STREAM_SCHEMES:
         return StreamSource(text, **options)
     if sep and re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", scheme):
-        raise SourceError(f"unsupported URL scheme '{scheme}://' (use one of {', '.join(sorted(STREAM_SCHEMES))})")
+        schemes = ", ".join(sorted(STREAM_SCHEMES))
+        raise SourceError(f"unsupported URL scheme '{scheme}://' (use one of {schemes})")
     if os.path.isdir(text) or any(ch in text for ch in "*?"):
         return FolderSource(text, **options)
     if options:
