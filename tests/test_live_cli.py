@@ -2,14 +2,25 @@
 stats JSON, recording, and the window refusing cleanly without a display."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from media import make_clip, probe
 
 from vitpose_live.cli import main
+from vitpose_live.render import FACE, LEFT, RIGHT, TORSO
 from vitpose_live.sinks import read_keypoints_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
 
 
 
@@ -61,6 +72,54 @@ def test_detection_every_few_frames_tracks_persons_with_ids(run_cli, tmp_path):
     assert len(frames) == 20
     tracked = [p for f in frames for p in f["persons"]]
     assert tracked and all("track_id" in p for p in tracked)
+
+
+def skeleton_pixels(image: np.ndarray) -> int:
+    """How many pixels have one of the limb colours."""
+    found = np.zeros(image.shape[:2], bool)
+    for colour in (LEFT, RIGHT, TORSO, FACE):
+        found |= (np.abs(image.astype(int) - colour) <= 12).all(axis=-1)
+    return int(found.sum())
+
+
+@pytest.fixture
+def xvfb():
+    if not shutil.which("Xvfb"):
+        pytest.skip("needs Xvfb (.ci/run installs it)")
+    display = ":%d" % (90 + os.getpid() % 9)
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield display
+    server.terminate()
+    server.wait(5)
+
+
+def test_the_window_shows_skeletons_under_xvfb(tmp_path, pose_dir, detector_dir, xvfb):
+    from PIL import ImageGrab
+
+    clip = make_clip(tmp_path / "in.mp4", width=640, height=480, frames=240, fps=30, audio=False)
+    env = {**os.environ, "DISPLAY": xvfb, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--source", clip, "--window", "--realtime", "--stats-json", tmp_path / "s.json",
+         "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2", "--no-progress"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))
+    shot, best = before, 0
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        screen = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))
+        if skeleton_pixels(screen) > best:
+            shot, best = screen, skeleton_pixels(screen)
+    _, stderr = process.communicate(timeout=60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    import cv2
+
+    cv2.imwrite(str(ARTIFACTS / "window.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
+    assert process.returncode == 0, stderr
+    assert skeleton_pixels(before) == 0 and best > 50  # the window showed drawn skeletons
+    assert json.loads((tmp_path / "s.json").read_text())["frames_processed"] > 0
 
 
 def test_a_window_without_a_display_is_one_clear_line(run_cli, tmp_path, monkeypatch):

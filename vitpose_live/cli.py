@@ -308,8 +308,6 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
         raise
     finally:
         source.close()
-        if window is not None:
-            window.close()
     for sink in (video_sink, image_sink, keypoints_sink):
         if sink is not None:
             sink.close()
@@ -368,25 +366,35 @@ def _snapshot(picture, frame, poses) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        window = open_window(args)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
+    except UserError as error:
+        return _fail(args, error)
     from .loading import ModelLoadError
     from .pipeline import PipelineError
     from .sinks import SinkError
     from .sources import SourceError
 
     try:
-        window = open_window(args)
         _validate(args)
         summary = annotate_file(args, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
-        if args.verbose:
-            logging.getLogger("vitpose_live").exception("failed")
-        print(f"vitpose-live: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, error)
     except KeyboardInterrupt:
         print("vitpose-live: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if window is not None:
+            window.close()
     print(summary.line(), file=sys.stderr)
     return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+
+
+def _fail(args: argparse.Namespace, error: BaseException) -> int:
+    if args.verbose:
+        logging.getLogger("vitpose_live").exception("failed")
+    print(f"vitpose-live: error: {_one_line(error)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _one_line(error: BaseException) -> str:

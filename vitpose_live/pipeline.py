@@ -56,8 +56,8 @@ class FrameBuffer:
         """Hand ``item`` on; False when stopped first. LATEST replaces what is waiting
         (counted as dropped); FIFO waits for room. The end marker is never dropped."""
         with self._lock:
-            if self.policy is Policy.LATEST and item is not END:
-                while self._items and self._items[-1] is not END:
+            if self.policy is Policy.LATEST:
+                while item is not END and self._items and self._items[-1] is not END:
                     self._items.pop()
                     self.dropped += 1
             else:

@@ -47,7 +47,7 @@ class Window:
             )
         self.title = title
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as error:
             raise NoDisplayError(f"cannot open a window: {str(error).strip().splitlines()[-1]}") from error
         self._shown = False
