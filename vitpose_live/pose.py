@@ -218,8 +218,11 @@ class PoseEstimator:
         self.flip_test = flip_test
         self.max_batch = max(1, int(max_batch))
         device, dtype = self.placement.device, self.placement.dtype
-        self._mean = torch.tensor(self.crop.mean, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.crop.std, device=device).view(1, 3, 1, 1)
+        factor = self.crop.rescale_factor if self.crop.do_rescale else 1.0
+        mean = torch.tensor(self.crop.mean if self.crop.do_normalize else (0.0, 0.0, 0.0), dtype=torch.float64)
+        std = torch.tensor(self.crop.std if self.crop.do_normalize else (1.0, 1.0, 1.0), dtype=torch.float64)
+        self._scale = (factor / std).to(device=device, dtype=torch.float32)  # per channel, last axis
+        self._shift = (-mean / std).to(device=device, dtype=torch.float32)
         flip = torch.arange(self.skeleton.num_keypoints)
         for left, right in self.skeleton.flip_pairs:
             flip[left], flip[right] = right, left
@@ -293,40 +296,62 @@ class PoseEstimator:
             return flat.index_select(0, index).reshape(n, out_h, out_w, 3).to(torch.float32)
 
         wx_, wy_ = wx[:, None, :, None], wy[:, :, None, None]
-        top = sample(y0, x0) * (1 - wx_) + sample(y0, x1) * wx_
-        bottom = sample(y1, x0) * (1 - wx_) + sample(y1, x1) * wx_
-        values = top * (1 - wy_) + bottom * wy_
+        top_left, bottom_left = sample(y0, x0), sample(y1, x0)
+        top = sample(y0, x1).sub_(top_left).mul_(wx_).add_(top_left)  # in place: fewer passes over memory
+        values = sample(y1, x1).sub_(bottom_left).mul_(wx_).add_(bottom_left)
+        values.sub_(top).mul_(wy_).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
         inside = (y_ok[:, :, None] & x_ok[:, None, :]).unsqueeze(-1)
-        values = torch.where(inside, torch.floor(values + 0.5), 0.0)  # uint8 rounding, 0 outside
-        values = values.permute(0, 3, 1, 2)
-        if self.crop.do_rescale:
-            values = values * self.crop.rescale_factor
-        if self.crop.do_normalize:
-            values = (values - self._mean) / self._std
-        return values.to(self._dtype).contiguous()
+        values.mul_(inside)  # 0 outside the image, no blending across the border
+        # rescale and normalise in one step: x·(factor/std) − mean/std
+        values = torch.addcmul(self._shift, values, self._scale)
+        return values.permute(0, 3, 1, 2).to(self._dtype, memory_format=torch.contiguous_format)
 
     # -- stage 2: the model ---------------------------------------------------------------
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Heatmaps (N,K,h,w) for a batch of crops, in chunks of ``max_batch``; with ``flip_test``
-        averaged with the flipped crops' heatmaps flipped back (one forward pass for both)."""
+        averaged with the flipped crops' heatmaps flipped back (one forward pass for both).
+
+        When a chunk runs out of device memory, ``max_batch`` drops to the power of two below
+        that chunk's size (and stays there for later calls), the CUDA cache is emptied and the
+        chunk is tried again; out of memory with a single crop is raised."""
         n = pixel_values.shape[0]
         if n == 0:
             h, w = self.crop.height // 4, self.crop.width // 4
             return torch.zeros((0, self.skeleton.num_keypoints, h, w), device=self.device, dtype=self._dtype)
         chunks = []
-        for start in range(0, n, self.max_batch):
-            batch = pixel_values[start : start + self.max_batch]
+        start = 0
+        while start < n:
+            size = min(self.max_batch, n - start)
+            batch = pixel_values[start : start + size]
             if self.flip_test:
                 batch = torch.cat([batch, batch.flip(-1)])
             kwargs = {}
             if self.num_experts > 1:
                 kwargs["dataset_index"] = torch.full((batch.shape[0],), self.expert, device=self.device)
-            heatmaps = self.model(pixel_values=batch, **kwargs).heatmaps
+            try:
+                heatmaps = self.model(pixel_values=batch, **kwargs).heatmaps
+            except (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError):
+                if size == 1:
+                    raise
+                heatmaps = None
+            if heatmaps is None:  # out of memory; handled here, where the failed pass's tensors are freed
+                import logging
+
+                del batch, kwargs
+                self.max_batch = 1 << ((size - 1).bit_length() - 1)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                logging.getLogger(__name__).warning(
+                    "%s out of memory with %d crops at once: pose batches are now at most %d",
+                    self.device, size, self.max_batch,
+                )
+                continue
             if self.flip_test:
                 plain, flipped = heatmaps.chunk(2)
                 heatmaps = (plain + flipped[:, self._flip_order].flip(-1)) * 0.5
             chunks.append(heatmaps)
+            start += size
         return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
     # -- stage 3: keypoints ---------------------------------------------------------------
