@@ -9,11 +9,17 @@ annotated H.264 MP4 with the same detector and pose weights:
   to PIL, the checkpoint's ``AutoImageProcessor`` (``RTDetrImageProcessorPil`` here) → RT-DETR →
   ``post_process_object_detection`` → person boxes as xywh → ``VitPoseImageProcessorPil`` →
   ViTPose → ``post_process_pose_estimation`` → ``sv.KeyPoints.from_transformers`` → supervision
-  ``EdgeAnnotator`` + ``VertexAnnotator`` → PyAV libx264 encode. Timed per stage.
+  ``EdgeAnnotator`` + ``VertexAnnotator`` → PyAV libx264 encode (veryfast, crf 23, as our sink).
+  Timed per stage; it is sequential, so its whole run is the sum of its stages.
 * **engine** — ``vitpose_live.cli.main([...])`` in-process, timed as a whole (its threads overlap
-  decode, inference and encode), plus a separate frame-by-frame loop over the engine's own
-  pieces (``PersonDetector.preprocess/forward/postprocess``, ``PoseEstimator.preprocess/forward/
-  postprocess``, ``PoseAnnotator.annotate``, ``VideoFileSink.write``) for comparable stage rows.
+  decode, inference and encode; ``--cli-runs`` runs, split before and after the stage loops),
+  plus a frame-by-frame loop over the engine's own pieces (``PersonDetector.preprocess/forward/
+  postprocess``, ``PoseEstimator.preprocess/forward/postprocess``, ``PoseAnnotator.annotate``,
+  ``VideoFileSink.write``) for stage rows comparable with the recipe's.
+
+The recipe loop and the engine's stage loop run interleaved (frame i of one, then of the other,
+the order alternating), on a worker thread like the engine's models, so that other work on the
+machine weighs on both alike; the 1-minute load average is recorded next to every number.
 
 Models are random-weight copies of the real architectures (no download): ``--size tiny`` the
 tiny test models of ``tests/models.py``, ``--size base`` ViTPose-B (768 hidden, 12 layers, 12
@@ -58,7 +64,9 @@ hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
 OUT = Path(__file__).resolve().parent / "out"
-STAGES = ("decode", "det_pre", "det_forward", "det_post", "pose_pre", "pose_forward", "pose_post", "draw", "encode")
+STAGES = (
+    "decode", "det_pre", "det_forward", "det_post", "pose_pre", "pose_forward", "pose_post", "draw", "encode",
+)  # fmt: skip
 # Not "CPU overhead": the models' forward passes and the H.264 encoder itself.
 HEAVY = ("det_forward", "pose_forward", "encode")
 DET_THRESHOLD, KPT_THRESHOLD = 0.5, 0.3
@@ -115,7 +123,7 @@ def probe(path: Path) -> dict:
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
-        frames = video.frames or sum(1 for _ in container.demux(video) if _.size)
+        frames = video.frames or sum(1 for packet in container.demux(video) if packet.size)
         return {
             "path": str(path),
             "width": video.codec_context.width,
@@ -288,7 +296,8 @@ class Recipe(Side):
         stream = self.source.streams.video[0]
         self.output = av.open(str(self.out_path), "w", format="mp4")
         rate = stream.average_rate or Fraction(30)
-        self.encoder = self.output.add_stream("libx264", rate=rate, options={"crf": str(CRF), "preset": PRESET})
+        options = {"crf": str(CRF), "preset": PRESET}
+        self.encoder = self.output.add_stream("libx264", rate=rate, options=options)
         self.encoder.width, self.encoder.height = stream.codec_context.width, stream.codec_context.height
         self.encoder.pix_fmt = "yuv420p"
         self.decoded = self.source.decode(stream)
@@ -355,7 +364,8 @@ class Recipe(Side):
 # -- side B: the engine -----------------------------------------------------------------------
 def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args) -> list[str]:
     return [
-        "--source", str(clip), "--output", str(out_path), "--model", str(pose_dir), "--detector", str(det_dir),
+        "--source", str(clip), "--output", str(out_path),
+        "--model", str(pose_dir), "--detector", str(det_dir),
         "--device", args.device, "--dtype", args.dtype, "--det-threshold", str(DET_THRESHOLD),
         "--kpt-threshold", str(KPT_THRESHOLD), "--max-persons", str(args.max_persons), "--no-progress",
     ]  # fmt: skip
@@ -419,7 +429,8 @@ class EngineStages(Side):
         self.clip, self.out_path = clip, out_path
         ns = cli.build_parser().parse_args(engine_argv(clip, out_path, pose_dir, det_dir, args))
         loaded = time.perf_counter()
-        if "live" in inspect.signature(cli.build_engine).parameters:  # the file job, as annotate_file builds it
+        # the file job, as annotate_file builds it
+        if "live" in inspect.signature(cli.build_engine).parameters:
             self.engine = cli.build_engine(ns, live=False)
         else:
             self.engine = cli.build_engine(ns)
@@ -493,6 +504,30 @@ def run_interleaved(sides: list[Side]) -> None:
         side.run_close()
 
 
+def in_worker_thread(function, *args):
+    """``function(*args)`` on a fresh thread, as the engine runs its models (on its inference
+    thread). On a busy small CPU, torch's OpenMP team driven from the main thread can be several
+    times slower than the same work driven from another thread (its spinning threads fight the
+    other processes); running every side's models off the main thread keeps the comparison about
+    the code, not about that. ``--main-thread`` measures the other way."""
+    import threading
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 - raised again below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="bench-worker")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def _load_average() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -547,7 +582,8 @@ def report(result: dict) -> str:
         f"persons/frame: recipe {recipe['persons_per_frame']:.2f}, engine CLI "
         + "/".join(f"{r['persons_per_frame']:.2f}" for r in runs)
         + f", engine stage loop {stages['persons_per_frame']:.2f}",
-        f"stage loops run interleaved (load avg {_load(result['interleaved'])})",
+        f"stage loops run interleaved on {result['stage_loops_on']} "
+        f"(load avg {_load(result['interleaved'])})",
     ]
     return "\n".join(lines)
 
@@ -564,13 +600,20 @@ def _x(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=120, help="frames to process (0: the whole clip)")
-    parser.add_argument("--size", choices=("tiny", "base"), default="tiny", help="model size (random weights)")
+    parser.add_argument("--size", choices=("tiny", "base"), default="tiny",
+                        help="model size (random weights)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    parser.add_argument("--dtype", default="fp32", help="the engine's --dtype (fp32 = the recipe's; auto: fp16 on CUDA)")
+    parser.add_argument("--dtype", default="fp32",
+                        help="the engine's --dtype (fp32 = the recipe's; auto: fp16 on CUDA)")
     parser.add_argument("--max-persons", type=int, default=5, help="persons per frame on both sides")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's, = cores)")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads for both sides (default: torch's, = cores)")
     parser.add_argument("--cli-runs", type=int, default=2,
-                        help="engine CLI runs, split before and after the stage loops (default 2; the mean is reported)")
+                        help="engine CLI runs, split before and after the stage loops "
+                        "(default 2; the mean is reported)")
+    parser.add_argument("--main-thread", action="store_true",
+                        help="run the recipe and the stage loop on the main thread "
+                        "(default: a worker thread)")
     parser.add_argument("--source", help="another clip instead of gradio's a.mp4 (used whole)")
     parser.add_argument("--out", default=str(OUT / "e2e.json"), help="JSON results")
     args = parser.parse_args(argv)
@@ -593,8 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         pose_dir, det_dir, params = build_models(args.size, tmp)
         log(f"models: {args.size} {params}; warming up")
-        warm_up(pose_dir, det_dir, args)
-        stem = f"e2e_{args.size}"
+        call = (lambda f, *a: f(*a)) if args.main_thread else in_worker_thread
+        call(warm_up, pose_dir, det_dir, args)
+        stem = out.stem  # output videos named after the JSON, so runs do not overwrite each other's
         cli_runs = []
         before = (args.cli_runs + 1) // 2
         for i in range(before):
@@ -604,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = Recipe(clip, pose_dir, det_dir, OUT / f"{stem}_recipe.mp4", args)
         stages = EngineStages(clip, pose_dir, det_dir, OUT / f"{stem}_engine_stages.mp4", args)
         load_before = _load_average()
-        run_interleaved([recipe, stages])
+        call(run_interleaved, [recipe, stages])
         interleaved = {"load_average_1min": [load_before, _load_average()]}
         for i in range(before, args.cli_runs):
             log(f"engine CLI, run {i + 1}/{args.cli_runs}")
@@ -626,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
             else f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), no GPU"
         ),  # fmt: skip
         "torch_threads": torch.get_num_threads(),
+        "stage_loops_on": "main thread" if args.main_thread else "a worker thread",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,
                      **_versions("transformers", "supervision", "numpy", "cv2")},  # fmt: skip
         "size": args.size,
@@ -662,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     counts = {recipe["frames"], engine_stages["frames"], *(r["frames"] for r in cli_runs)}
     if len(counts) > 1:
-        log(f"warning: frame counts differ: recipe {recipe['frames']}, engine stages {engine_stages['frames']}, "
+        log(f"warning: frame counts differ: recipe {recipe['frames']}, "
+            f"engine stages {engine_stages['frames']}, "
             f"engine CLI {[r['frames'] for r in cli_runs]}")  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{result['device_description']}, torch threads {result['torch_threads']}, {args.size} models, "
