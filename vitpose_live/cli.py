@@ -16,6 +16,10 @@ from pathlib import Path
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
+# Idle OpenMP workers sleep instead of spinning, so decode/encode threads keep their cores
+# (before torch is imported; measured in bench/README.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .detector import DEFAULT_DETECTOR

@@ -151,7 +151,10 @@ class VideoFileSink:
             pts = max(pts, self._last_pts + 1)
         if self._audio is not None:
             self._audio.copy_until(float(pts * self.time_base))
-        frame = av.VideoFrame.from_ndarray(self._pad(image), format="rgb24")
+        # OpenCV's RGB→I420 (BT.601, limited range, as tagged) is several times cheaper than
+        # PyAV's rgb24 frame + the encoder's own conversion.
+        yuv = cv2.cvtColor(self._pad(image), cv2.COLOR_RGB2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base, frame.duration = pts, self.time_base, self._frame_ticks
         self._container.mux(self._video.encode(frame))
         self._last_pts = pts
