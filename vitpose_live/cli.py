@@ -418,8 +418,13 @@ def console_main() -> None:
     """The process entry point: outputs are finalised by ``main``; if a stage thread is still
     stuck in native code (a hung camera read), exit without waiting for it, since tearing down
     the interpreter under it can abort the process."""
+    import signal
     import threading
 
+    def terminate(signum, frame):  # SIGTERM stops like Ctrl-C: outputs are finalised
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
