@@ -43,3 +43,15 @@ def detector_dir(tmp_path_factory, detector_model):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def run_cli(pose_dir, detector_dir, capsys):
+    """Run the command line in-process with the tiny models; returns (exit code, stderr)."""
+    from vitpose_live.cli import main
+
+    def run(*args):
+        code = main(["--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--no-progress", *map(str, args)])
+        return code, capsys.readouterr().err
+
+    return run

@@ -11,22 +11,12 @@ import gradio
 import pytest
 from media import make_clip, make_image, probe
 
-from vitpose_live.cli import main
 from vitpose_live.sinks import read_keypoints_jsonl
 
 GRADIO_VIDEOS = Path(gradio.__file__).parent / "media_assets" / "videos"
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def run_cli(pose_dir, detector_dir, capsys):
-    """Run the CLI in-process with the tiny models; returns (exit code, stderr)."""
-
-    def run(*args):
-        code = main(["--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--no-progress", *map(str, args)])
-        return code, capsys.readouterr().err
-
-    return run
 
 
 def run_subprocess(*args, env_extra=None, **kwargs):

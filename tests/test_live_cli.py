@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from media import make_clip, probe
 
-from vitpose_live.cli import main
 from vitpose_live.render import FACE, LEFT, RIGHT, TORSO
 from vitpose_live.sinks import read_keypoints_jsonl
 
@@ -24,13 +23,6 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 
-@pytest.fixture
-def run_cli(pose_dir, detector_dir, capsys):
-    def run(*args):
-        code = main(["--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--no-progress", *map(str, args)])
-        return code, capsys.readouterr().err
-
-    return run
 
 
 def test_a_realtime_file_drops_frames_keeps_latency_bounded_and_finishes_in_its_duration(run_cli, tmp_path):
