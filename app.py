@@ -1,8 +1,24 @@
-"""Entry point: `python app.py --source IN --output OUT` annotates a file (see README)."""
+"""Entry point.
+
+- `python app.py --source IN --output OUT` annotates a file, a camera or a stream (the command
+  line, see README);
+- `python app.py` without `--source` starts the web app (what Hugging Face Spaces runs); it takes
+  `--model PATH --detector PATH --device --dtype --server-name --server-port --share`.
+"""
 
 import sys
 
-from vitpose_live.cli import console_main
+
+def _wants_command_line(argv: list[str]) -> bool:
+    return any(arg == "--source" or arg.startswith("--source=") for arg in argv)
+
 
 if __name__ == "__main__":
-    console_main()
+    if _wants_command_line(sys.argv[1:]):
+        from vitpose_live.cli import console_main
+
+        console_main()
+    else:
+        from vitpose_live.ui.gradio_app import main
+
+        main()

@@ -172,8 +172,8 @@ def build_engine(args: argparse.Namespace, *, live: bool):
     tracking = None
     if live or det_every > 1 or smooth:
         smoother = PoseSmoother(args.smooth_min_cutoff, args.smooth_beta, kpt_threshold=args.kpt_threshold) if smooth else None
-        tracker = PersonTracker(track_activation_threshold=max(args.det_threshold, 0.35) + 0.1,
-                                high_conf_det_threshold=args.det_threshold)
+        activation = min(max(args.det_threshold, 0.35) + 0.1, max(args.det_threshold, 0.9))  # never above 1
+        tracker = PersonTracker(track_activation_threshold=activation, high_conf_det_threshold=args.det_threshold)
         tracking = TrackingStage(tracker, smoother, kpt_threshold=args.kpt_threshold)
     return PoseEngine(pose, detector, det_every=det_every, tracking=tracking)
 
