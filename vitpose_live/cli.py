@@ -229,7 +229,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     from .engine import warm_up
     from .pipeline import Pipeline, Policy
     from .render import HudAnnotator, PoseAnnotator
-    from .sinks import ImageFileSink, KeypointsJsonlSink, VideoFileSink
+    from .sinks import ImageFileSink, KeypointsJsonlSink, SinkError, VideoFileSink
     from .sources import ImageSource
 
     source = open_input(args)
@@ -302,26 +302,43 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     except BaseException:
         if pipeline is not None:
             pipeline.stop()
-        for sink in (video_sink, image_sink):
-            if sink is not None and hasattr(sink, "abort"):
-                sink.abort()
-        if keypoints_sink is not None:
-            keypoints_sink.close()
-            if args.keypoints and os.path.exists(args.keypoints):
-                os.remove(args.keypoints)
+        _discard(args, video_sink, image_sink, keypoints_sink)
         raise
     finally:
         source.close()
-    for sink in (video_sink, image_sink, keypoints_sink):
-        if sink is not None:
-            sink.close()
     stats = pipeline.stats.summary() if pipeline is not None else {}
-    if args.stats_json and stats:
-        Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
+    try:
+        for sink in (video_sink, image_sink, keypoints_sink):
+            if sink is not None:
+                sink.close()
+        if args.stats_json and stats:
+            Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
+    except (SinkError, OSError) as error:  # e.g. the disk filled up: leave nothing half-written
+        _discard(args, video_sink, image_sink, keypoints_sink, stats_written=bool(args.stats_json))
+        raise UserError(_one_line(error) if isinstance(error, SinkError) else
+                        f"cannot write '{args.stats_json}': {os.strerror(error.errno or 0).lower()}") from None
     if frames == 0 and not interrupted and not live:
         raise UserError(f"'{args.source}' has no frames")
     return Summary(frames, time.monotonic() - pipeline.stats.started_at, persons, args.output, args.keypoints,
                    interrupted, stats if live else None)
+
+
+def _discard(args: argparse.Namespace, video_sink, image_sink, keypoints_sink, stats_written=False) -> None:
+    """Remove the outputs this run opened, so nothing half-written looks like a result."""
+    opened = []
+    if video_sink is not None:
+        video_sink.abort()
+        opened.append(args.output)
+    if image_sink is not None:
+        opened.append(args.output)
+    if keypoints_sink is not None:
+        keypoints_sink.abort()
+        opened.append(args.keypoints)
+    if stats_written:
+        opened.append(args.stats_json)
+    for path in opened:
+        if os.path.islink(path) or os.path.isfile(path):
+            os.remove(path)
 
 
 def _hud_lines(stats, poses) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 from .detector import PersonDetector
 from .pose import PoseEstimator, valid_boxes
 from .tracking import TrackingStage
-from .types import Frame, Poses
+from .types import Detections, Frame, Poses
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,9 @@ class PoseEngine:
         image = self._upload(frame.image)
         start = time.perf_counter()
         detections = self.detector(image) if detect else None
+        if detections is not None:  # a NaN or empty box must not reach the tracker
+            good = valid_boxes(detections.boxes)
+            detections = Detections(detections.boxes[good], detections.scores[good])
         detected_at = time.perf_counter()
         ids = None
         if self.tracking is not None:

@@ -6,6 +6,7 @@ Matches transformers' ``VitPoseImageProcessor`` + ``post_process_pose_estimation
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from .device import Placement, resolve
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
 
@@ -336,13 +339,11 @@ class PoseEstimator:
                     raise
                 heatmaps = None
             if heatmaps is None:  # out of memory; handled here, where the failed pass's tensors are freed
-                import logging
-
                 del batch, kwargs
                 self.max_batch = 1 << ((size - 1).bit_length() - 1)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                logging.getLogger(__name__).warning(
+                log.warning(
                     "%s out of memory with %d crops at once: pose batches are now at most %d",
                     self.device, size, self.max_batch,
                 )

@@ -183,15 +183,19 @@ class VideoFileSink:
             return
         self._state = "closed"
         try:
-            self._container.mux(self._video.encode())
-            if self._audio is not None:
-                self._audio.finish(float(self._end_pts * self.time_base))
-        finally:
             try:
-                self._container.close()
-            finally:
+                self._container.mux(self._video.encode())
                 if self._audio is not None:
-                    self._audio.close()
+                    self._audio.finish(float(self._end_pts * self.time_base))
+            finally:
+                try:
+                    self._container.close()
+                finally:
+                    if self._audio is not None:
+                        self._audio.close()
+        except (OSError, av.error.FFmpegError) as error:  # e.g. the disk filled up while finalising
+            self.path.unlink(missing_ok=True)
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
 
     def abort(self) -> None:
         """Stop and delete the partial file (nothing happens after :meth:`close`)."""
@@ -367,6 +371,7 @@ class ImageFileSink:
         try:
             self.path.write_bytes(encoded.tobytes())
         except OSError as error:
+            self.path.unlink(missing_ok=True)
             raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
 
     def close(self) -> None:
@@ -436,8 +441,18 @@ class KeypointsJsonlSink:
             raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
         self._flush_every = max(1, int(flush_every))
         self.frames_written = 0
-        self._line({"type": "header", **header})
-        self._file.flush()
+        try:
+            self._line({"type": "header", **header})
+            self._flush()
+        except SinkError:
+            self.abort()
+            raise
+
+    def _flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as error:
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
 
     def _line(self, record: dict) -> None:
         try:
@@ -451,11 +466,22 @@ class KeypointsJsonlSink:
         self._line(frame_record(frame_index, time, poses))
         self.frames_written += 1
         if self.frames_written % self._flush_every == 0:
-            self._file.flush()
+            self._flush()
 
     def close(self) -> None:
         if not self._file.closed:
+            try:
+                self._file.close()
+            except OSError as error:
+                raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+
+    def abort(self) -> None:
+        """Close and delete the file."""
+        try:
             self._file.close()
+        except OSError:
+            pass
+        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> KeypointsJsonlSink:
         return self
