@@ -162,18 +162,19 @@ def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, dete
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_mid_run_leaves_a_finalised_playable_video(tmp_path, pose_dir, detector_dir, stop_signal):
-    clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=900, audio=True)
-    out = tmp_path / "out.mp4"
+    clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=450, audio=True)
+    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "app.py", "--source", clip, "--output", out, "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2"],
+        [sys.executable, "app.py", "--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2"],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 8_000):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and (not keypoints.exists() or keypoints.read_text().count("\n") <= 30):
+        time.sleep(0.2)  # 30 frames done (keypoints are flushed every 30)
     process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "interrupted after" in stderr and "Traceback" not in stderr
     result = probe(out)
-    assert 0 < result["frames"] < 900 and result["video_codec"] == "h264"
+    assert 30 <= result["frames"] < 450 and result["video_codec"] == "h264"
+    assert len(read_keypoints_jsonl(keypoints)[1]) == result["frames"]
