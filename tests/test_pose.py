@@ -214,3 +214,10 @@ def test_keypoint_names_come_from_the_head_size(rng):
     assert other.skeleton.keypoint_names == tuple(f"keypoint_{i}" for i in range(5))
     poses = other(rng.integers(0, 256, (60, 60, 3), dtype=np.uint8), np.array([[5, 5, 50, 55]], np.float32))
     assert poses.keypoints.shape == (1, 5, 2) and poses.edges == ()
+
+
+def test_the_public_names_come_from_the_package():
+    import vitpose_live
+
+    assert vitpose_live.PoseEstimator is PoseEstimator
+    assert vitpose_live.PersonDetector.__name__ == "PersonDetector" and vitpose_live.Poses is Poses

@@ -7,7 +7,6 @@ Matches transformers' ``VitPoseImageProcessor`` + ``post_process_pose_estimation
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -419,6 +418,3 @@ class PoseEstimator:
         k = self.skeleton.num_keypoints
         return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
 
-
-def heatmap_size(crop: CropSettings) -> tuple[int, int]:
-    return math.ceil(crop.height / 4), math.ceil(crop.width / 4)
