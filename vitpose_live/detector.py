@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import Placement, resolve
+from .device import Placement, image_to_device, resolve
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
 from .types import Detections
 
@@ -125,25 +125,10 @@ class PersonDetector:
         return self.placement.device
 
     # -- stage 1 --------------------------------------------------------------------------
-    def _to_device(self, image) -> torch.Tensor:
-        """(1,3,H,W) uint8 on the device from an HxWx3 RGB numpy array or torch tensor."""
-        if isinstance(image, torch.Tensor):
-            tensor = image if image.shape[0] == 3 else image.permute(2, 0, 1)
-            return tensor.unsqueeze(0).to(self.device)
-        array = np.asarray(image)
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-            raise ValueError(f"image must be an HxWx3 uint8 RGB array, got {array.dtype} {array.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3]))
-        if self.placement.is_cuda:
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
-
     def preprocess(self, image) -> torch.Tensor:
         """The model input (1,3,h,w) in the model's dtype: resized like the reference (antialiased,
         rounded back to uint8), rescaled and normalised."""
-        pixels = self._to_device(image)
+        pixels = image_to_device(image, self.placement).permute(2, 0, 1).unsqueeze(0)
         height, width = pixels.shape[-2:]
         out_h, out_w = self.resize.output_size(height, width)
         if (out_h, out_w) != (height, width):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 _DTYPE_NAMES = {
@@ -72,3 +73,25 @@ def resolve(device: str | torch.device = "auto", dtype: str | torch.dtype = "aut
     """Decide device and dtype together, the way every model in the package does."""
     resolved = resolve_device(device)
     return Placement(resolved, resolve_dtype(dtype, resolved))
+
+
+def image_to_device(image, placement: Placement) -> torch.Tensor:
+    """An image as an HxWx3 uint8 tensor on ``placement.device``: from an HxW(x3|x4) uint8 numpy
+    array (gray is repeated, alpha dropped; pinned for a non-blocking CUDA copy) or a uint8 torch
+    tensor in HWC or CHW layout."""
+    if isinstance(image, torch.Tensor):
+        tensor = image
+        if tensor.ndim == 3 and tensor.shape[0] == 3 and tensor.shape[-1] != 3:
+            tensor = tensor.permute(1, 2, 0)
+    else:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ValueError(f"image must be HxWx3 RGB, got shape {array.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3]))
+        if placement.is_cuda:
+            tensor = tensor.pin_memory()
+    if tensor.dtype != torch.uint8:
+        raise ValueError(f"image must be uint8, got {tensor.dtype}")
+    return tensor.to(placement.device, non_blocking=True).contiguous()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .detector import PersonDetector
+from .device import image_to_device
 from .pose import PoseEstimator, valid_boxes
 from .tracking import TrackingStage
 from .types import Detections, Frame, Poses
@@ -75,7 +76,7 @@ class PoseEngine:
         """The frame on the model's device once, shared by detector and pose model."""
         if self.pose.device.type == "cpu":
             return image
-        return self.pose._image_tensor(image)
+        return image_to_device(image, self.pose.placement)
 
     def __call__(self, frame: Frame) -> Result:
         detect = self._count % self.det_every == 0

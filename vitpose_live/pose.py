@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import Placement, resolve
+from .device import Placement, image_to_device, resolve
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
@@ -236,26 +236,6 @@ class PoseEstimator:
         return self.placement.device
 
     # -- stage 1: crops -------------------------------------------------------------------
-    def _image_tensor(self, image) -> torch.Tensor:
-        """HxWx3 uint8 on the device (from numpy HWC, or a torch HWC/CHW uint8 tensor)."""
-        if isinstance(image, torch.Tensor):
-            tensor = image
-            if tensor.ndim == 3 and tensor.shape[0] == 3 and tensor.shape[-1] != 3:
-                tensor = tensor.permute(1, 2, 0)
-        else:
-            array = np.asarray(image)
-            if array.ndim == 2:
-                array = np.repeat(array[:, :, None], 3, axis=2)
-            if array.ndim != 3 or array.shape[2] not in (3, 4):
-                raise ValueError(f"image must be HxWx3 RGB, got shape {array.shape}")
-            array = np.ascontiguousarray(array[:, :, :3])
-            tensor = torch.from_numpy(array)
-            if self.placement.is_cuda:
-                tensor = tensor.pin_memory()
-        if tensor.dtype != torch.uint8:
-            raise ValueError(f"image must be uint8, got {tensor.dtype}")
-        return tensor.to(self.device, non_blocking=True).contiguous()
-
     def preprocess(self, image, boxes) -> torch.Tensor:
         """All crops of one image as one batch (N,3,H,W) on the model's device and dtype.
 
@@ -263,7 +243,7 @@ class PoseEstimator:
         bilinear inside the image, 0 outside with no blending across the border, rounded to
         uint8, then rescaled and normalised.
         """
-        pixels = self._image_tensor(image)
+        pixels = image_to_device(image, self.placement)
         boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), device=self.device)
         return self._crops(pixels, boxes_t)
 
