@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import Placement, image_to_device, resolve
+from .device import Placement, host_to_device, image_to_device, resolve
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
 from .types import Detections
 
@@ -117,8 +117,8 @@ class PersonDetector:
         self.max_persons = None if max_persons is None else int(max_persons)
         self.min_box_size = float(min_box_size)
         device = self.placement.device
-        self._mean = torch.tensor(self.resize.mean, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.resize.std, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(self.resize.mean).view(1, 3, 1, 1).to(device)
+        self._std = torch.tensor(self.resize.std).view(1, 3, 1, 1).to(device)
 
     @property
     def device(self) -> torch.device:
@@ -152,14 +152,15 @@ class PersonDetector:
         return self.model(pixel_values=pixel_values)
 
     # -- stage 3 --------------------------------------------------------------------------
-    def postprocess_tensors(self, outputs, sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per image: (boxes (N,4) xyxy pixels, scores (N,)) of persons, as device tensors."""
+    def ranked(self, outputs, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Device tensors per image and query, best score first: boxes (B,Q,4) xyxy pixels, scores
+        (B,Q) and whether each is a person kept by ``threshold`` and ``min_box_size`` (B,Q)."""
         logits = outputs.logits.float()
         boxes = outputs.pred_boxes.float()
         cx, cy, w, h = boxes.unbind(-1)
         boxes = torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
-        hw = torch.as_tensor(sizes, dtype=torch.float32, device=boxes.device)
-        boxes = boxes * torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=1)[:, None, :]
+        scale = torch.tensor([[width, height, width, height] for height, width in sizes], dtype=torch.float32)
+        boxes = boxes * host_to_device(scale, boxes.device)[:, None, :]
         num_queries, num_classes = logits.shape[1:]
         if self.focal:
             scores, index = torch.sigmoid(logits).flatten(1).topk(num_queries, dim=-1)
@@ -170,25 +171,22 @@ class PersonDetector:
             scores, order = scores.sort(dim=-1, descending=True)
             labels = labels.gather(1, order)
             boxes = boxes.gather(1, order.unsqueeze(-1).expand(-1, -1, 4))
-        results = []
-        for image_boxes, image_scores, image_labels in zip(boxes, scores, labels):
-            keep = (image_labels == self.person_class) & (image_scores > self.threshold)
-            if self.min_box_size > 0:
-                size_ok = (image_boxes[:, 2] - image_boxes[:, 0] >= self.min_box_size) & (
-                    image_boxes[:, 3] - image_boxes[:, 1] >= self.min_box_size
-                )
-                keep &= size_ok
-            kept_boxes, kept_scores = image_boxes[keep], image_scores[keep]
-            if self.max_persons is not None:
-                kept_boxes, kept_scores = kept_boxes[: self.max_persons], kept_scores[: self.max_persons]
-            results.append((kept_boxes, kept_scores))
-        return results
+        keep = (labels == self.person_class) & (scores > self.threshold)
+        if self.min_box_size > 0:
+            keep &= (boxes[..., 2] - boxes[..., 0] >= self.min_box_size) & (
+                boxes[..., 3] - boxes[..., 1] >= self.min_box_size
+            )
+        return boxes, scores, keep
 
     def postprocess(self, outputs, sizes: Sequence[tuple[int, int]]) -> list[Detections]:
-        return [
-            Detections(boxes.cpu().numpy(), scores.cpu().numpy())
-            for boxes, scores in self.postprocess_tensors(outputs, sizes)
-        ]
+        """Person ``Detections`` per image, brought to the host in one transfer."""
+        boxes, scores, keep = self.ranked(outputs, sizes)
+        packed = torch.cat([boxes, scores.unsqueeze(-1), keep.unsqueeze(-1).float()], dim=-1).cpu().numpy()
+        results = []
+        for rows in packed:
+            rows = rows[rows[:, 5] > 0][: self.max_persons]
+            results.append(Detections(rows[:, :4], rows[:, 4]))
+        return results
 
     # -- all three ------------------------------------------------------------------------
     def __call__(self, image) -> Detections:

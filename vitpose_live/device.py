@@ -75,6 +75,14 @@ def resolve(device: str | torch.device = "auto", dtype: str | torch.dtype = "aut
     return Placement(resolved, resolve_dtype(dtype, resolved))
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device`` without making the host wait: on CUDA the copy goes through pinned
+    memory and is queued (a plain copy from pageable memory synchronises the stream)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def image_to_device(image, placement: Placement) -> torch.Tensor:
     """An image as an HxWx3 uint8 tensor on ``placement.device``: from an HxW(x3|x4) uint8 numpy
     array (gray is repeated, alpha dropped; pinned for a non-blocking CUDA copy) or a uint8 torch

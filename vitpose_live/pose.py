@@ -6,6 +6,7 @@ Matches transformers' ``VitPoseImageProcessor`` + ``post_process_pose_estimation
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import Placement, image_to_device, resolve
+from .device import Placement, host_to_device, image_to_device, resolve
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
@@ -81,7 +82,7 @@ def boxes_to_center_scale(boxes: torch.Tensor, aspect_ratio: float) -> tuple[tor
     x, y = boxes[:, 0], boxes[:, 1]
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     center = torch.stack([x + w * 0.5, y + h * 0.5], dim=1)
-    ratio = torch.tensor(aspect_ratio, dtype=torch.float32, device=boxes.device)
+    ratio = torch.tensor(aspect_ratio, dtype=torch.float32)  # a 0-d CPU tensor: a scalar on any device
     wider = w > ratio * h
     taller = w < ratio * h
     h = torch.where(wider, w * 1.0 / ratio, h)
@@ -98,11 +99,28 @@ def valid_boxes(boxes: np.ndarray) -> np.ndarray:
         return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
-def _gaussian_taps(device, dtype) -> torch.Tensor:
+@functools.cache
+def _gaussian_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     radius = (_DARK_KERNEL - 1) // 2
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     taps = torch.exp(-0.5 * (x / _DARK_SIGMA) ** 2)
-    return (taps / taps.sum()).to(device=device, dtype=dtype)
+    return host_to_device((taps / taps.sum()).to(dtype), device)
+
+
+@functools.cache
+def _neighbours(device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The 7 points DARK reads around a maximum, in the order: centre, x+1, x-1, y+1, y-1,
+    (x+1,y+1), (x-1,y-1); and, for keypoints at (-1,-1), the padded corner they land on (x, y
+    offsets from the map's far edge) and whether the step leaves the map into the previous one."""
+    table = torch.tensor(
+        [
+            [0, 1, -1, 0, 0, 1, -1],  # dx
+            [0, 0, 0, 1, -1, 1, -1],  # dy
+            [0, 0, 1, 0, 0, 0, 1],  # corner at the last column
+            [0, 0, 1, 0, 1, 0, 1],  # corner at the last row; also "from the previous map"
+        ]
+    )
+    return tuple(host_to_device(table, device).unbind(0))
 
 
 def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
@@ -149,21 +167,15 @@ def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
     maps = torch.arange(n * k, device=heatmaps.device).reshape(n, k)
     previous = torch.remainder(maps - 1, n * k)
-    # Neighbours in the order: centre, x+1, x-1, y+1, y-1, (x+1,y+1), (x-1,y-1).
-    dx = torch.tensor([0, 1, -1, 0, 0, 1, -1], device=heatmaps.device)
-    dy = torch.tensor([0, 0, 0, 1, -1, 1, -1], device=heatmaps.device)
+    dx, dy, at_last_x, at_last_y = _neighbours(heatmaps.device)
     nx = (x.unsqueeze(-1) + dx).clamp(0, width - 1)  # edge padding = clamping
     ny = (y.unsqueeze(-1) + dy).clamp(0, height - 1)
     nmap = maps.unsqueeze(-1).expand(n, k, 7).clone()
     # Keypoints at (-1,-1) sit on the padded corner; steps back leave the map, into the previous one.
-    last_x, last_y = width - 1, height - 1
-    corner_x = torch.tensor([0, 0, last_x, 0, 0, 0, last_x], device=heatmaps.device)
-    corner_y = torch.tensor([0, 0, last_y, 0, last_y, 0, last_y], device=heatmaps.device)
-    from_previous = torch.tensor([False, False, True, False, True, False, True], device=heatmaps.device)
     outside = ~positive.unsqueeze(-1)
-    nx = torch.where(outside, corner_x, nx)
-    ny = torch.where(outside, corner_y, ny)
-    nmap = torch.where(outside & from_previous, previous.unsqueeze(-1), nmap)
+    nx = torch.where(outside, at_last_x * (width - 1), nx)
+    ny = torch.where(outside, at_last_y * (height - 1), ny)
+    nmap = torch.where(outside & (at_last_y == 1), previous.unsqueeze(-1), nmap)
 
     values = _blurred_at(heatmaps.reshape(n * k, height, width), nmap.reshape(-1), ny.reshape(-1), nx.reshape(-1))
     values = values.clamp(0.001, 50).log().reshape(n, k, 7)
@@ -244,8 +256,10 @@ class PoseEstimator:
         uint8, then rescaled and normalised.
         """
         pixels = image_to_device(image, self.placement)
-        boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), device=self.device)
-        return self._crops(pixels, boxes_t)
+        return self._crops(pixels, self._boxes_to_device(boxes))
+
+    def _boxes_to_device(self, boxes) -> torch.Tensor:
+        return host_to_device(torch.from_numpy(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)), self.device)
 
     def _crops(self, pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out_h, out_w = self.crop.height, self.crop.width
@@ -256,7 +270,8 @@ class PoseEstimator:
         center, size = boxes_to_center_scale(boxes, out_w / out_h)
         wide = torch.float64 if self.device.type != "mps" else torch.float32
         # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
-        s_wide = torch.tensor([out_w - 1.0, out_h - 1.0], dtype=wide, device=self.device) / size.to(wide)
+        size_wide = size.to(wide)
+        s_wide = torch.stack([(out_w - 1.0) / size_wide[:, 0], (out_h - 1.0) / size_wide[:, 1]], dim=1)
         s = s_wide.to(torch.float32)
         t = (s_wide * (-center + 0.5 * size).to(wide)).to(torch.float32)
         inv_s, inv_t = (1.0 / s).to(wide), (-t / s).to(wide)
@@ -348,7 +363,7 @@ class PoseEstimator:
     def postprocess(self, heatmaps: torch.Tensor, boxes, box_scores=None) -> Poses:
         """Heatmaps of crops cut from ``boxes`` (N,4 xyxy) → ``Poses`` in image pixels."""
         boxes_np = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, torch.as_tensor(boxes_np, device=self.device))
+        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, self._boxes_to_device(boxes_np))
         return self._poses(keypoints.cpu().numpy(), scores.cpu().numpy(), boxes_np, box_scores)
 
     def _poses(self, keypoints, scores, boxes, box_scores) -> Poses:
@@ -385,7 +400,7 @@ class PoseEstimator:
             return [self._poses(*self._empty(), b, s) for b, s in zip(kept_boxes, kept_scores)]
         all_boxes = np.concatenate(kept_boxes)
         heatmaps = self.forward(torch.cat(crops) if len(crops) > 1 else crops[0])
-        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, torch.as_tensor(all_boxes, device=self.device))
+        keypoints, scores = self.keypoints_from_heatmaps(heatmaps, self._boxes_to_device(all_boxes))
         keypoints, scores = keypoints.cpu().numpy(), scores.cpu().numpy()
         results, start = [], 0
         for boxes, box_scores in zip(kept_boxes, kept_scores):

@@ -1,0 +1,126 @@
+"""The CUDA path: the same parity bounds on the GPU, fp16 within a pixel of fp32, and no host syncs
+inside the per-person path. Skipped on machines without CUDA (bench/run_gpu.sh runs it on one)."""
+
+import numpy as np
+import pytest
+import torch
+from media import make_clip, probe
+from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
+from test_pose import awkward_boxes, natural_image, reference_keypoints, xywh
+from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
+
+from vitpose_live.detector import PersonDetector
+from vitpose_live.device import image_to_device, resolve
+from vitpose_live.engine import PoseEngine
+from vitpose_live.pose import PoseEstimator
+from vitpose_live.types import Frame
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+SIZES = [(37, 53), (1281, 719), (2160, 3840)]
+
+
+@pytest.fixture(scope="module")
+def gpu_estimator():
+    """On its own copy of the tiny model: a ready instance is moved to the device in place."""
+    return PoseEstimator(tiny_vitpose(), device="cuda", dtype="fp32")
+
+
+def test_auto_means_fp16_on_cuda():
+    placement = resolve("auto", "auto")
+    assert placement.device.type == "cuda" and placement.dtype == torch.float16
+
+
+@pytest.mark.parametrize("height,width", SIZES)
+def test_crops_on_the_gpu_match_the_reference_processor(gpu_estimator, rng, height, width):
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    boxes = awkward_boxes(rng, height, width)
+    reference = pose_processor()(image, boxes=[xywh(boxes)], return_tensors="pt").pixel_values
+    ours = gpu_estimator.preprocess(image, boxes)
+    assert ours.is_cuda and ours.dtype == torch.float32
+    difference = (ours.cpu() - reference).abs()
+    assert difference.mean() <= 1e-3
+    assert difference.max() <= 2e-2
+
+
+@pytest.mark.parametrize("height,width", SIZES)
+def test_keypoints_decoded_on_the_gpu_match_the_reference(gpu_estimator, pose_model, rng, height, width):
+    assert not next(pose_model.parameters()).is_cuda
+    boxes = awkward_boxes(rng, height, width)
+    crops = gpu_estimator.preprocess(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), boxes).cpu()
+    with torch.no_grad():
+        heatmaps = pose_model(pixel_values=crops).heatmaps
+    for maps in (heatmaps, heatmaps - heatmaps.amax(dim=(2, 3), keepdim=True) * 0.99 - 0.1):  # also maxima <= 0
+        keypoints, scores = reference_keypoints(VitPoseEstimatorOutput(heatmaps=maps), boxes)
+        poses = gpu_estimator.postprocess(maps.cuda(), boxes)
+        assert np.abs(poses.keypoints - keypoints).max() <= 0.05
+        assert np.abs(poses.scores - scores).max() <= 1e-5
+
+
+def test_fp16_on_the_gpu_stays_within_a_pixel_of_fp32_on_the_cpu(rng):
+    image = natural_image(rng, 720, 1280)
+    boxes = np.array([[100, 50, 360, 700], [400, 80, 620, 690], [700, 100, 1000, 710], [1100, 0, 1279, 719]], np.float32)
+    reference = PoseEstimator(tiny_vitpose(), device="cpu", dtype="fp32")(image, boxes)
+    half = PoseEstimator(tiny_vitpose(), device="cuda", dtype="auto")
+    assert half.placement.dtype == torch.float16
+    poses = half(image, boxes)
+    distance = np.linalg.norm(poses.keypoints - reference.keypoints, axis=-1)
+    assert distance.max() <= 1.0
+    assert np.abs(poses.scores - reference.scores).max() <= 1e-2
+
+
+def test_the_detector_on_the_gpu_finds_the_reference_persons(rng):
+    image = natural_image(rng, 480, 640)
+    model = tiny_rtdetr()
+    processor = detector_processor(640)
+    inputs = processor(image, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    reference = processor.post_process_object_detection(outputs, threshold=0.5, target_sizes=[(480, 640)])[0]
+    person = reference["labels"] == 0
+    expected = reference["boxes"][person].numpy()
+    ours = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32", threshold=0.5)(image)
+    assert len(expected) > 0 and ours.boxes.shape == expected.shape
+    assert np.abs(ours.boxes - expected).max() <= 1.0
+
+
+def test_the_per_person_path_never_makes_the_host_wait(gpu_estimator, rng):
+    """Crops, the forward pass and heatmap decoding are queued without one host sync: the first
+    wait is the copy of the finished keypoints (torch raises on any synchronising call here)."""
+    image = image_to_device(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), gpu_estimator.placement)
+    boxes = awkward_boxes(rng, 1080, 1920)
+    gpu_estimator.keypoints_from_heatmaps(gpu_estimator.forward(gpu_estimator.preprocess(image, boxes)), torch.as_tensor(boxes).cuda())
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        crops = gpu_estimator.preprocess(image, boxes)
+        heatmaps = gpu_estimator.forward(crops)
+        keypoints, scores = gpu_estimator.keypoints_from_heatmaps(heatmaps, gpu_estimator._boxes_to_device(boxes))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert keypoints.shape == (len(boxes), 17, 2) and torch.isfinite(keypoints).all().item()
+
+
+def test_the_engine_runs_fp16_on_the_gpu_and_agrees_with_the_cpu(rng):
+    frames = [Frame(natural_image(rng, 360, 640), i, i / 30, 0.0) for i in range(3)]
+    detector = PersonDetector(tiny_rtdetr(), device="cuda", dtype="fp32", max_persons=4)
+    gpu = PoseEngine(PoseEstimator(tiny_vitpose(), device="cuda"), detector)
+    cpu = PoseEngine(PoseEstimator(tiny_vitpose(), device="cpu"), PersonDetector(tiny_rtdetr(), device="cpu", max_persons=4))
+    for on_gpu, on_cpu in zip(gpu.process_batch(frames), cpu.process_batch(frames)):
+        assert len(on_gpu.poses) == len(on_cpu.poses) > 0
+        assert np.abs(on_gpu.poses.boxes - on_cpu.poses.boxes).max() <= 1.0
+        assert np.linalg.norm(on_gpu.poses.keypoints - on_cpu.poses.keypoints, axis=-1).max() <= 1.5
+
+
+def test_the_command_line_annotates_a_video_on_the_gpu(tmp_path, pose_dir, detector_dir):
+    from vitpose_live.cli import main
+
+    clip = make_clip(tmp_path / "in.mp4", frames=20, width=640, height=360)
+    out = tmp_path / "out.mp4"
+    keypoints = tmp_path / "k.jsonl"
+    code = main(["--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir,
+                 "--detector", detector_dir, "--device", "cuda", "--no-progress"])
+    assert code == 0
+    info = probe(out)
+    assert info["frames"] == 20 and info["video_codec"] == "h264" and info["audio_codec"] == "aac"
+    assert len(keypoints.read_text().splitlines()) == 21
