@@ -129,7 +129,6 @@ def bench_pose(size: str, batches: list[int], placement, args, rate: float, atte
         per_s = batch / seconds
         rows.append(_row(f"ViTPose-{size}", attention, params, batch, seconds, per_s, flops, rate, "crops/s"))
         print(_line(rows[-1]), flush=True)
-    del estimator
     _free(placement.device)
     return rows
 
@@ -146,7 +145,6 @@ def bench_detector(size: str, batches: list[int], placement, args, rate: float) 
                                  min_time=args.min_time, max_reps=args.max_reps)  # fmt: skip
         rows.append(_row(f"RT-DETR-{size}", "-", params, batch, seconds, batch / seconds, flops, rate, "images/s"))
         print(_line(rows[-1]), flush=True)
-    del detector
     _free(placement.device)
     return rows
 

@@ -2,7 +2,7 @@
 # On a CUDA machine: the CUDA tests, then the end-to-end, model and live benchmarks.
 # Logs and JSON go to $OUT (default bench/out). Packages the machine lacks can sit as wheels in
 # .whl/ (installed to /tmp/site); a clip in .gpu/a.mp4 replaces gradio's bundled one.
-#   bash bench/run_gpu.sh [tests] [e2e] [models] [live]     (default: all four)
+#   bash bench/run_gpu.sh [tests] [e2e] [syncs] [models] [live]     (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out}
@@ -13,7 +13,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         || exit 1
     export PYTHONPATH="$PYTHONPATH:/tmp/site"  # ahead of site-packages: the carried versions win
 fi
-steps=${*:-tests e2e models live}
+steps=${*:-tests e2e syncs models live}
 clip=()
 [ -f .gpu/a.mp4 ] && clip=(--source .gpu/a.mp4)
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
@@ -24,6 +24,7 @@ for step in $steps; do
         tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/tests_cuda.log" ;;
         e2e) python3 bench/bench_e2e.py --device cuda --dtype auto --size base "${clip[@]}" --cli-runs 2 \
                  --out "$OUT/e2e_cuda_base.json" 2>&1 | tee "$OUT/e2e_cuda_base.log" ;;
+        syncs) python3 bench/syncs.py 2>&1 | tee "$OUT/syncs.log" ;;
         models) python3 bench/bench_models.py --device cuda --eager --out "$OUT/models_cuda.json" 2>&1 | tee "$OUT/models_cuda.log" ;;
         live) python3 bench/bench_live.py --device cuda --size base --out "$OUT/live_cuda.json" 2>&1 | tee "$OUT/live_cuda.log" ;;
         *) echo "unknown step $step" ;;

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import gradio
+import numpy as np
 import pytest
 from media import make_clip, make_image, probe
 
@@ -110,6 +111,21 @@ def test_no_persons_gives_empty_keypoint_lines_and_an_unannotated_video(run_cli,
     assert probe(tmp_path / "out.mp4")["frames"] == 6
 
 
+def test_frames_in_batches_give_the_same_keypoints_as_one_at_a_time(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=11, audio=False)
+    for batch in (1, 4):
+        code, err = run_cli("--source", clip, "--output", tmp_path / f"out{batch}.mp4",
+                            "--keypoints", tmp_path / f"k{batch}.jsonl", "--batch", batch)  # fmt: skip
+        assert code == 0 and err.startswith("done: 11 frame(s)")
+    one, batched = (read_keypoints_jsonl(tmp_path / f"k{batch}.jsonl")[1] for batch in (1, 4))
+    assert [f["frame"] for f in batched] == list(range(11))
+    for a, b in zip(one, batched):
+        assert len(a["persons"]) == len(b["persons"]) > 0
+        for p, q in zip(a["persons"], b["persons"]):
+            assert np.allclose(p["keypoints"], q["keypoints"], atol=1e-2) and np.allclose(p["box"], q["box"], atol=1e-2)
+    assert probe(tmp_path / "out4.mp4")["frames"] == 11
+
+
 def corrupt_files(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
@@ -130,6 +146,7 @@ def corrupt_files(tmp_path):
         ("unwritable", ["/proc"]),
         ("bad_extension", ["--output"]),
         ("bad_threshold", ["--det-threshold"]),
+        ("bad_batch", ["--batch"]),
     ],
 )
 def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case, words):
@@ -145,6 +162,7 @@ def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case,
         "unwritable": ["--source", clip, "--output", "/proc/out.mp4"],
         "bad_extension": ["--source", clip, "--output", tmp_path / "out.gif"],
         "bad_threshold": ["--source", clip, "--output", out, "--det-threshold", 2],
+        "bad_batch": ["--source", clip, "--output", out, "--batch", 0],
     }[case]
     code, err = run_cli(*args)
     assert code == 2

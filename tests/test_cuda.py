@@ -57,15 +57,32 @@ def test_keypoints_decoded_on_the_gpu_match_the_reference(gpu_estimator, pose_mo
         assert np.abs(poses.scores - scores).max() <= 1e-5
 
 
+def distinct_peaks(heatmaps: torch.Tensor, margin: float = 0.05) -> np.ndarray:
+    """(N,K): where a heatmap's maximum beats every value more than 2 px away by ``margin`` of the
+    map's range. A random model's maps are often flat; there any rounding moves the argmax to
+    another, equally good spot, hundreds of pixels away, so only distinct peaks are comparable."""
+    heatmaps = heatmaps.float().cpu()
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    top, index = flat.max(-1)
+    ys, xs = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    far = ((ys - (index // w)[..., None, None]).abs() > 2) | ((xs - (index % w)[..., None, None]).abs() > 2)
+    runner_up = heatmaps.masked_fill(~far, -torch.inf).amax(dim=(2, 3))
+    return ((top - runner_up) > margin * (top - flat.min(-1).values)).numpy()
+
+
 def test_fp16_on_the_gpu_stays_within_a_pixel_of_fp32_on_the_cpu(rng):
     image = natural_image(rng, 720, 1280)
     boxes = np.array([[100, 50, 360, 700], [400, 80, 620, 690], [700, 100, 1000, 710], [1100, 0, 1279, 719]], np.float32)
-    reference = PoseEstimator(tiny_vitpose(), device="cpu", dtype="fp32")(image, boxes)
+    fp32 = PoseEstimator(tiny_vitpose(), device="cpu", dtype="fp32")
+    reference = fp32(image, boxes)
+    distinct = distinct_peaks(fp32.forward(fp32.preprocess(image, boxes)))
     half = PoseEstimator(tiny_vitpose(), device="cuda", dtype="auto")
     assert half.placement.dtype == torch.float16
     poses = half(image, boxes)
     distance = np.linalg.norm(poses.keypoints - reference.keypoints, axis=-1)
-    assert distance.max() <= 1.0
+    assert distinct.mean() >= 0.25
+    assert distance[distinct].max() <= 1.0
     assert np.abs(poses.scores - reference.scores).max() <= 1e-2
 
 
@@ -101,15 +118,18 @@ def test_the_per_person_path_never_makes_the_host_wait(gpu_estimator, rng):
     assert keypoints.shape == (len(boxes), 17, 2) and torch.isfinite(keypoints).all().item()
 
 
-def test_the_engine_runs_fp16_on_the_gpu_and_agrees_with_the_cpu(rng):
+def test_a_batch_of_frames_on_the_gpu_gives_each_frame_its_own_persons(rng):
+    """The file path on CUDA: one detector pass and one pose pass for several frames; each frame
+    gets the boxes the CPU finds and the poses the GPU gives that frame alone."""
     frames = [Frame(natural_image(rng, 360, 640), i, i / 30, 0.0) for i in range(3)]
-    detector = PersonDetector(tiny_rtdetr(), device="cuda", dtype="fp32", max_persons=4)
-    gpu = PoseEngine(PoseEstimator(tiny_vitpose(), device="cuda"), detector)
+    gpu = PoseEngine(PoseEstimator(tiny_vitpose(), device="cuda"),
+                     PersonDetector(tiny_rtdetr(), device="cuda", dtype="fp32", max_persons=4))  # fmt: skip
     cpu = PoseEngine(PoseEstimator(tiny_vitpose(), device="cpu"), PersonDetector(tiny_rtdetr(), device="cpu", max_persons=4))
-    for on_gpu, on_cpu in zip(gpu.process_batch(frames), cpu.process_batch(frames)):
+    for on_gpu, on_cpu, frame in zip(gpu.process_batch(frames), cpu.process_batch(frames), frames):
         assert len(on_gpu.poses) == len(on_cpu.poses) > 0
         assert np.abs(on_gpu.poses.boxes - on_cpu.poses.boxes).max() <= 1.0
-        assert np.linalg.norm(on_gpu.poses.keypoints - on_cpu.poses.keypoints, axis=-1).max() <= 1.5
+        alone = gpu.pose(frame.image, on_gpu.poses.boxes)
+        assert np.abs(alone.keypoints - on_gpu.poses.keypoints).max() <= 1e-2
 
 
 def test_the_command_line_annotates_a_video_on_the_gpu(tmp_path, pose_dir, detector_dir):
@@ -118,8 +138,8 @@ def test_the_command_line_annotates_a_video_on_the_gpu(tmp_path, pose_dir, detec
     clip = make_clip(tmp_path / "in.mp4", frames=20, width=640, height=360)
     out = tmp_path / "out.mp4"
     keypoints = tmp_path / "k.jsonl"
-    code = main(["--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir,
-                 "--detector", detector_dir, "--device", "cuda", "--no-progress"])
+    code = main([str(v) for v in ("--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir,
+                                  "--detector", detector_dir, "--device", "cuda", "--batch", 4, "--no-progress")])
     assert code == 0
     info = probe(out)
     assert info["frames"] == 20 and info["video_codec"] == "h264" and info["audio_codec"] == "aac"

@@ -129,3 +129,20 @@ def test_stats_summary_has_the_documented_fields():
     assert set(summary) == {"frames_in", "frames_processed", "frames_dropped", "fps", "latency_ms", "stage_ms"}
     assert summary["frames_in"] == summary["frames_processed"] == 10
     assert summary["latency_ms"] == {"p50": 5.0, "p95": 5.0, "max": 5.0} and summary["fps"] > 0
+
+
+def test_frames_in_batches_come_out_in_order_with_a_short_last_batch():
+    seen = []
+
+    def process_batch(batch):
+        seen.append(len(batch))
+        return [frame.index for frame in batch]
+
+    pipeline = Pipeline(frames(10), None, batch=4, process_batch=process_batch).start()
+    assert list(pipeline.results()) == list(range(10))
+    assert seen == [4, 4, 2] and pipeline.stats.frames_processed == 10
+
+
+def test_batches_are_refused_for_live_sources():
+    with pytest.raises(ValueError, match="FIFO"):
+        Pipeline(frames(3), lambda f: f, policy=Policy.LATEST, batch=4, process_batch=lambda b: b)

@@ -149,7 +149,8 @@ class Pipeline:
 
     ``source`` is an iterable of ``Frame`` (or a callable returning one, so tests can inject
     producers). ``process(frame) -> result`` runs on the inference thread; results come out in
-    order on the caller's thread (where the window and sinks live).
+    order on the caller's thread (where the window and sinks live). With ``batch`` > 1 (FIFO
+    only, for files) ``process_batch(frames) -> results`` gets up to ``batch`` frames at a time.
     """
 
     def __init__(
@@ -160,12 +161,21 @@ class Pipeline:
         policy: Policy = Policy.FIFO,
         capacity: int = 8,
         realtime_fps: float | None = None,
+        batch: int = 1,
+        process_batch: Callable[[list[Frame]], list] | None = None,
     ):
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if batch > 1 and (policy is not Policy.FIFO or process_batch is None):
+            raise ValueError("batches need the FIFO policy and a process_batch function")
         self._source = source
         self._process = process
+        self._process_batch = process_batch
+        self.batch = batch
         self.policy = policy
         self.realtime_fps = realtime_fps
         self._stop = threading.Event()
+        capacity = max(capacity, 2 * batch)
         self._frames = FrameBuffer(policy, self._stop, capacity)
         self._results = FrameBuffer(Policy.FIFO, self._stop, capacity)
         self._error: BaseException | None = None
@@ -248,15 +258,20 @@ class Pipeline:
 
     def _infer(self) -> None:
         while True:
-            frame = self._frames.get()
-            if frame is END:
+            frames = []
+            while len(frames) < self.batch and (frame := self._frames.get()) is not END:
+                frames.append(frame)
+            if frames:
+                start = time.perf_counter()
+                results = self._process_batch(frames) if self.batch > 1 else [self._process(frames[0])]
+                share = (time.perf_counter() - start) * 1e3 / len(frames)
+                self.stats.frames_dropped = self._frames.dropped
+                for result in results:
+                    self.stats.add_stage("inference", share)
+                    if not self._results.put(result):
+                        return
+            if len(frames) < self.batch:  # the source ended (or the pipeline stopped)
                 self._results.put(END)
-                return
-            start = time.perf_counter()
-            result = self._process(frame)
-            self.stats.add_stage("inference", (time.perf_counter() - start) * 1e3)
-            self.stats.frames_dropped = self._frames.dropped
-            if not self._results.put(result):
                 return
 
     def results(self) -> Iterator[object]:

@@ -123,6 +123,11 @@ def _neighbours(device: torch.device) -> tuple[torch.Tensor, ...]:
     return tuple(host_to_device(table, device).unbind(0))
 
 
+def _wide(device: torch.device) -> torch.dtype:
+    """float64 for exact index and step maths, where the device has it (MPS has not)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
     """scipy's 'reflect' boundary (the edge sample repeats: d c b a | a b c d | d c b a)."""
     index = torch.remainder(index, 2 * n)
@@ -136,7 +141,7 @@ def _blurred_at(heatmaps: torch.Tensor, maps: torch.Tensor, ys: torch.Tensor, xs
     (along rows) is rounded to float32 before the second.
     """
     _, height, width = heatmaps.shape
-    wide = torch.float64 if heatmaps.device.type != "mps" else torch.float32
+    wide = _wide(heatmaps.device)
     radius = (_DARK_KERNEL - 1) // 2
     offsets = torch.arange(-radius, radius + 1, device=heatmaps.device)
     rows = _reflect(ys.unsqueeze(-1) + offsets, height)  # (P,11)
@@ -178,14 +183,16 @@ def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     nmap = torch.where(outside & (at_last_y == 1), previous.unsqueeze(-1), nmap)
 
     values = _blurred_at(heatmaps.reshape(n * k, height, width), nmap.reshape(-1), ny.reshape(-1), nx.reshape(-1))
-    values = values.clamp(0.001, 50).log().reshape(n, k, 7)
+    # log in float64, rounded to float32: CPU and CUDA float32 logs differ in the last bit, which a
+    # flat peak's near-singular Hessian turns into hundredths of a pixel.
+    values = values.clamp(0.001, 50).to(_wide(heatmaps.device)).log().to(torch.float32).reshape(n, k, 7)
     i_, ix1, ix1_, iy1, iy1_, ix1y1, ix1_y1_ = values.unbind(-1)
     derivative = torch.stack([0.5 * (ix1 - ix1_), 0.5 * (iy1 - iy1_)], dim=-1)
     dxx = ix1 - 2 * i_ + ix1_
     dyy = iy1 - 2 * i_ + iy1_
     dxy = 0.5 * (ix1y1 - ix1 - iy1 + i_ + i_ - ix1_ - iy1_ + ix1_y1_)
 
-    wide = torch.float64 if heatmaps.device.type != "mps" else torch.float32
+    wide = _wide(heatmaps.device)
     eps = float(np.finfo(np.float32).eps)
     a, b, d = dxx.to(wide) + eps, dxy.to(wide), dyy.to(wide) + eps
     det = a * d - b * b
@@ -268,7 +275,7 @@ class PoseEstimator:
             return torch.zeros((0, 3, out_h, out_w), device=self.device, dtype=self._dtype)
         height, width = pixels.shape[:2]
         center, size = boxes_to_center_scale(boxes, out_w / out_h)
-        wide = torch.float64 if self.device.type != "mps" else torch.float32
+        wide = _wide(self.device)
         # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
         size_wide = size.to(wide)
         s_wide = torch.stack([(out_w - 1.0) / size_wide[:, 0], (out_h - 1.0) / size_wide[:, 1]], dim=1)

@@ -118,6 +118,7 @@ class VideoFileSink:
             )
             self._video.width, self._video.height = self.coded_size
             self._video.pix_fmt = "yuv420p"
+            self._video.codec_context.thread_type = "FRAME"  # x264 frame threads: throughput on many cores
             self._video.codec_context.time_base = self.time_base
             self._video.codec_context.colorspace = 6  # BT.601 (SMPTE 170M): what swscale converts with
             self._video.codec_context.color_range = 1  # limited ("tv") range
