@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vitpose_live.detector import PersonDetector  # noqa: E402
 from vitpose_live.device import resolve  # noqa: E402
+from vitpose_live.fuse import fold_batch_norms  # noqa: E402
 from vitpose_live.pose import PoseEstimator  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -113,9 +114,10 @@ def count_flops(function) -> int:
     return counter.get_total_flops()
 
 
-def bench_pose(size: str, batches: list[int], placement, args, rate: float, attention: str = "sdpa") -> list[dict]:
+def bench_pose(size: str, batches: list[int], placement, args, rate: float, attention: str = "sdpa",
+               graphs: bool = False) -> list[dict]:
     estimator = PoseEstimator(vitpose(size, attention), device=placement.device, dtype=placement.dtype,
-                              max_batch=max(batches))  # fmt: skip
+                              max_batch=max(batches), cuda_graphs=graphs)  # fmt: skip
     params = sum(p.numel() for p in estimator.model.parameters()) / 1e6
     one = torch.randn(1, 3, 256, 192, device=placement.device, dtype=placement.dtype)
     estimator.model.backbone.config._attn_implementation = "eager"  # the counter sees every matmul
@@ -127,14 +129,17 @@ def bench_pose(size: str, batches: list[int], placement, args, rate: float, atte
         seconds = median_seconds(lambda: estimator.forward(crops), placement.device,
                                  min_time=args.min_time, max_reps=args.max_reps)  # fmt: skip
         per_s = batch / seconds
-        rows.append(_row(f"ViTPose-{size}", attention, params, batch, seconds, per_s, flops, rate, "crops/s"))
+        label = attention + (" + CUDA graphs" if graphs else "")
+        rows.append(_row(f"ViTPose-{size}", label, params, batch, seconds, per_s, flops, rate, "crops/s"))
         print(_line(rows[-1]), flush=True)
     _free(placement.device)
     return rows
 
 
 def bench_detector(size: str, batches: list[int], placement, args, rate: float) -> list[dict]:
-    detector = PersonDetector(rtdetr(size), device=placement.device, dtype=placement.dtype)
+    model = rtdetr(size).eval()
+    fold_batch_norms(model)  # as the detector does with a checkpoint it loads
+    detector = PersonDetector(model, device=placement.device, dtype=placement.dtype)
     params = sum(p.numel() for p in detector.model.parameters()) / 1e6
     one = torch.randn(1, 3, 640, 640, device=placement.device, dtype=placement.dtype)
     flops = count_flops(lambda: detector.forward(one))
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", help="pose batch sizes (default 1,8 on CPU; 1,8,32,64,128 on CUDA)")
     parser.add_argument("--det-batches", help="detector batch sizes (default 1 on CPU; 1,4,8,16 on CUDA)")
     parser.add_argument("--eager", action="store_true", help="also time ViTPose-B with eager attention")
+    parser.add_argument("--graphs", action="store_true", help="also time ViTPose-B replayed from CUDA graphs")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls per row (at least 3)")
     parser.add_argument("--max-reps", type=int, default=50)
     parser.add_argument("--out", default=str(OUT / "models.json"))
@@ -204,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_pose(size, batches, placement, args, rate)
         if args.eager:
             rows += bench_pose("B", batches, placement, args, rate, attention="eager")
+        if args.graphs and cuda:
+            rows += bench_pose("B", batches, placement, args, rate, graphs=True)
         for size in det_sizes:
             rows += bench_detector(size, det_batches, placement, args, rate)
     result = {

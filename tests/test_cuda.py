@@ -139,8 +139,21 @@ def test_the_command_line_annotates_a_video_on_the_gpu(tmp_path, pose_dir, detec
     out = tmp_path / "out.mp4"
     keypoints = tmp_path / "k.jsonl"
     code = main([str(v) for v in ("--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir,
-                                  "--detector", detector_dir, "--device", "cuda", "--batch", 4, "--no-progress")])
+                                  "--detector", detector_dir, "--device", "cuda", "--batch", 4, "--cuda-graphs",
+                                  "--no-progress")])
     assert code == 0
     info = probe(out)
     assert info["frames"] == 20 and info["video_codec"] == "h264" and info["audio_codec"] == "aac"
     assert len(keypoints.read_text().splitlines()) == 21
+
+
+def test_the_pose_model_replayed_from_cuda_graphs_gives_the_eager_heatmaps(rng):
+    from vitpose_live.graphs import bucket_for
+
+    eager = PoseEstimator(tiny_vitpose(), device="cuda", max_batch=16)
+    graphed = PoseEstimator(tiny_vitpose(), device="cuda", max_batch=16, cuda_graphs=True)
+    for count in (1, 3, 11, 16, 3, 40):  # new buckets, reused buckets, and more than one chunk
+        crops = torch.randn(count, 3, 256, 192, device="cuda", dtype=torch.float16)
+        assert torch.allclose(graphed.forward(crops), eager.forward(crops), rtol=1e-2, atol=2e-2)
+    assert graphed._graphed.buckets == [1, 4, 8, 16]
+    assert [bucket_for(n, 64) for n in (1, 3, 5, 9, 17, 63, 64)] == [1, 4, 8, 16, 24, 64, 64]

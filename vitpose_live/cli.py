@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
     models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index (default coco)")
     models.add_argument("--flip-test", action="store_true", help="average with the horizontally flipped crop")
+    models.add_argument("--cuda-graphs", action="store_true",
+                        help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
     models.add_argument("--batch", type=int, default=None,
                         help="video frames per forward pass for files (default: 8 on CUDA, 1 elsewhere)")
     detection = parser.add_argument_group("detection and drawing")
@@ -163,7 +165,8 @@ def build_engine(args: argparse.Namespace, *, live: bool):
     from .pose import PoseEstimator
     from .tracking import PersonTracker, PoseSmoother, TrackingStage
 
-    pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test)
+    pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test,
+                         cuda_graphs=args.cuda_graphs)
     det_every = args.det_every or (1 if pose.placement.is_cuda or not live else 3)
     smooth = live if args.smooth is None else args.smooth
     detector = PersonDetector(

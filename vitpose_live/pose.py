@@ -221,6 +221,7 @@ class PoseEstimator:
         expert: str | int | None = None,
         flip_test: bool = False,
         max_batch: int = 64,
+        cuda_graphs: bool = False,
     ):
         from transformers import VitPoseForPoseEstimation
 
@@ -238,6 +239,11 @@ class PoseEstimator:
         self.skeleton: Skeleton = skeleton_for(int(config.num_labels), getattr(config, "id2label", None))
         self.flip_test = flip_test
         self.max_batch = max(1, int(max_batch))
+        self._graphed = None
+        if cuda_graphs and self.placement.is_cuda:
+            from .graphs import GraphedForward
+
+            self._graphed = GraphedForward(self._heatmaps, max_batch=self.max_batch * (2 if flip_test else 1))
         device, dtype = self.placement.device, self.placement.dtype
         factor = self.crop.rescale_factor if self.crop.do_rescale else 1.0
         mean = torch.tensor(self.crop.mean if self.crop.do_normalize else (0.0, 0.0, 0.0), dtype=torch.float64)
@@ -330,17 +336,14 @@ class PoseEstimator:
             batch = pixel_values[start : start + size]
             if self.flip_test:
                 batch = torch.cat([batch, batch.flip(-1)])
-            kwargs = {}
-            if self.num_experts > 1:
-                kwargs["dataset_index"] = torch.full((batch.shape[0],), self.expert, device=self.device)
             try:
-                heatmaps = self.model(pixel_values=batch, **kwargs).heatmaps
+                heatmaps = (self._graphed or self._heatmaps)(batch)
             except (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError):
                 if size == 1:
                     raise
                 heatmaps = None
             if heatmaps is None:  # out of memory; handled here, where the failed pass's tensors are freed
-                del batch, kwargs
+                del batch
                 self.max_batch = 1 << ((size - 1).bit_length() - 1)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -355,6 +358,12 @@ class PoseEstimator:
             chunks.append(heatmaps)
             start += size
         return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+
+    def _heatmaps(self, batch: torch.Tensor) -> torch.Tensor:
+        kwargs = {}
+        if self.num_experts > 1:
+            kwargs["dataset_index"] = torch.full((batch.shape[0],), self.expert, device=self.device)
+        return self.model(pixel_values=batch, **kwargs).heatmaps
 
     # -- stage 3: keypoints ---------------------------------------------------------------
     def keypoints_from_heatmaps(self, heatmaps: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
