@@ -131,3 +131,19 @@ def test_fp16_detector_runs_on_cpu_close_to_fp32(detector_model, rng):
     fp16 = PersonDetector(tiny_rtdetr(), device="cpu", dtype="fp16")(image)
     assert len(fp16) == len(fp32)
     assert np.abs(fp16.boxes - fp32.boxes).max(initial=0) <= 2.0
+
+
+def test_a_compiled_detector_compiles_once_and_pads_or_splits_other_batch_sizes(rng):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    eager = PersonDetector(tiny_rtdetr(), device="cpu")
+    compiled = PersonDetector(tiny_rtdetr(), device="cpu", compile="aot_eager")
+    images = torch.from_numpy(rng.random((5, 3, 320, 320), dtype=np.float32))
+    expected = eager.forward(images)
+    for batch in (images[:3], images[:1], images):  # the first call's size, a smaller and a larger batch
+        outputs = compiled.forward(batch)
+        assert torch.allclose(outputs.logits, expected.logits[: len(batch)], atol=1e-5)
+        assert torch.allclose(outputs.pred_boxes, expected.pred_boxes[: len(batch)], atol=1e-6)
+    assert compiled._compiled_batch == 3
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled once, never again

@@ -74,6 +74,14 @@ class ResizeSettings:
         raise ModelLoadError(f"unsupported detector processor size {size}")
 
 
+@dataclass(frozen=True)
+class DetectorOutputs:
+    """What post-processing reads of a detector's outputs."""
+
+    logits: torch.Tensor
+    pred_boxes: torch.Tensor
+
+
 def find_person_class(id2label: dict) -> int:
     """The index of the person class, found by its label name."""
     for index, label in sorted((int(k), str(v).strip().lower()) for k, v in (id2label or {}).items()):
@@ -90,6 +98,10 @@ class PersonDetector:
     count (highest scores first); ``min_box_size`` drops boxes narrower or shorter than that.
     ``fold_norms`` folds the batch norms into the convolutions before them (same outputs up to
     float rounding, fewer kernels) in a model it loads; a ready instance keeps its layers.
+    ``compile`` runs the model through ``torch.compile`` (with CUDA graphs on CUDA) at one batch
+    size, the first call's: the first call compiles (a minute or two), later ones are padded or
+    split to that size. Eager RT-DETR is bound by kernel launches on a GPU (bench/RESULTS.md).
+    A string instead of True names another ``torch.compile`` backend (the tests use "aot_eager").
     """
 
     def __init__(
@@ -102,6 +114,7 @@ class PersonDetector:
         max_persons: int | None = None,
         min_box_size: float = 0,
         fold_norms: bool = True,
+        compile: bool | str = False,
     ):
         from transformers import AutoModelForObjectDetection
 
@@ -112,6 +125,13 @@ class PersonDetector:
             fold_batch_norms(self.model)
         # NHWC convolutions: 25 % less time for RT-DETR on a CPU (oneDNN), tensor-core friendly on CUDA
         self.model.to(memory_format=torch.channels_last)
+        self._compiled = None
+        self._compiled_batch: int | None = None
+        if compile is True:
+            mode = "reduce-overhead" if self.placement.is_cuda else None
+            self._compiled = torch.compile(self.model, mode=mode, dynamic=False)
+        elif compile:
+            self._compiled = torch.compile(self.model, backend=compile, dynamic=False)
         config = self.model.config
         if processor is None and isinstance(model, str):
             processor = model
@@ -157,7 +177,23 @@ class PersonDetector:
     # -- stage 2 --------------------------------------------------------------------------
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor):
-        return self.model(pixel_values=pixel_values)
+        """The model's outputs (``logits`` and ``pred_boxes``) for a batch of inputs."""
+        if self._compiled is None:
+            return self.model(pixel_values=pixel_values)
+        count = pixel_values.shape[0]
+        size = self._compiled_batch = self._compiled_batch or count
+        parts = []
+        for start in range(0, count, size):
+            chunk = pixel_values[start : start + size]
+            if len(chunk) < size:  # padded, never a new shape to compile for
+                chunk = torch.cat([chunk, chunk.new_zeros((size - len(chunk), *chunk.shape[1:]))])
+            chunk = chunk.contiguous(memory_format=torch.channels_last)  # same strides every call
+            if self.placement.is_cuda:
+                torch.compiler.cudagraph_mark_step_begin()
+            outputs = self._compiled(pixel_values=chunk)
+            parts.append((outputs.logits.clone(), outputs.pred_boxes.clone()))  # graph outputs get overwritten
+        logits, boxes = (torch.cat(values)[:count] for values in zip(*parts))
+        return DetectorOutputs(logits, boxes)
 
     # -- stage 3 --------------------------------------------------------------------------
     def ranked(self, outputs, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
