@@ -26,7 +26,6 @@ for step in $steps; do
                  --out "$OUT/e2e_cuda_base.json" 2>&1 | tee "$OUT/e2e_cuda_base.log" ;;
         profile) python3 bench/profile_gpu_file.py "${clip[@]}" 2>&1 | tee "$OUT/profile.log" ;;
         compile) python3 bench/compile_probe.py 2>&1 | tee "$OUT/compile.log" ;;
-        compile_cli) python3 bench/compile_cli.py "${clip[@]}" 2>&1 | tee "$OUT/compile_cli.log" ;;
         syncs) python3 bench/syncs.py 2>&1 | tee "$OUT/syncs.log" ;;
         models) python3 bench/bench_models.py --device cuda --eager --graphs ${MODELS_ARGS:-} --out "$OUT/models_cuda.json" 2>&1 | tee "$OUT/models_cuda.log" ;;
         live) python3 bench/bench_live.py --device cuda --size base --out "$OUT/live_cuda.json" 2>&1 | tee "$OUT/live_cuda.log" ;;

@@ -46,8 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--flip-test", action="store_true", help="average with the horizontally flipped crop")
     models.add_argument("--cuda-graphs", action="store_true",
                         help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
-    models.add_argument("--compile", action="store_true",
-                        help="torch.compile the detector (+ --cuda-graphs): the first frames take a minute or two")
     models.add_argument("--batch", type=int, default=None,
                         help="video frames per forward pass for files (default: 8 on CUDA, 4 elsewhere)")
     detection = parser.add_argument_group("detection and drawing")
@@ -168,7 +166,7 @@ def build_engine(args: argparse.Namespace, *, live: bool):
     from .tracking import PersonTracker, PoseSmoother, TrackingStage
 
     pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test,
-                         cuda_graphs=args.cuda_graphs or args.compile)
+                         cuda_graphs=args.cuda_graphs)
     det_every = args.det_every or (1 if pose.placement.is_cuda or not live else 3)
     smooth = live if args.smooth is None else args.smooth
     detector = PersonDetector(
@@ -177,7 +175,6 @@ def build_engine(args: argparse.Namespace, *, live: bool):
         dtype=pose.placement.dtype,
         threshold=min(args.det_threshold, 0.3) if (live or det_every > 1) else args.det_threshold,
         max_persons=args.max_persons,
-        compile=args.compile,
     )
     tracking = None
     if live or det_every > 1 or smooth:

@@ -102,6 +102,8 @@ class PersonDetector:
     size, the first call's: the first call compiles (a minute or two), later ones are padded or
     split to that size. Eager RT-DETR is bound by kernel launches on a GPU (bench/RESULTS.md).
     A string instead of True names another ``torch.compile`` backend (the tests use "aot_eager").
+    Call it from one thread: on an H100, CUDA-graph capture failed when the compiled detector was
+    first called from a second thread (bench/RESULTS.md), so the CLI does not offer it yet.
     """
 
     def __init__(
