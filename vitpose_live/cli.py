@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show an OpenCV window (default: on for webcams and streams when a display exists)")
     live.add_argument("--realtime", action="store_true", help="play a file like a camera: paced, dropping when behind")
     live.add_argument("--det-every", type=int, default=None,
-                      help="run the detector every N frames, tracking in between (default: 1 on CUDA, 3 elsewhere; 1 for files)")
+                      help="run the detector every N frames, tracking in between (default: 3 for live sources, 1 for files)")
     live.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                       help="One Euro smoothing of keypoints per person (default: on for live sources)")
     live.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower: smoother)")
@@ -167,7 +167,9 @@ def build_engine(args: argparse.Namespace, *, live: bool):
 
     pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test,
                          cuda_graphs=args.cuda_graphs)
-    det_every = args.det_every or (1 if pose.placement.is_cuda or not live else 3)
+    # Live: detect every 3rd frame everywhere. Eager RT-DETR is bound by kernel launches, so even
+    # an H100 spends 20-26 ms per single-frame detection (bench/RESULTS.md); ByteTrack fills in.
+    det_every = args.det_every or (3 if live else 1)
     smooth = live if args.smooth is None else args.smooth
     detector = PersonDetector(
         args.detector,
