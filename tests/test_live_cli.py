@@ -70,6 +70,24 @@ def test_detection_every_few_frames_tracks_persons_with_ids(run_cli, tmp_path):
     assert tracked and all("track_id" in p for p in tracked)
 
 
+def test_a_latency_target_makes_a_live_run_detect_less_often_and_says_so(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=150, fps=30, audio=False)
+    stats_path = tmp_path / "stats.json"
+    code, err = run_cli("--source", clip, "--realtime", "--no-window", "--latency-target", 1, "--det-every", 1,
+                        "--max-persons", 2, "--keypoints", tmp_path / "k.jsonl", "--stats-json", stats_path)  # fmt: skip
+    assert code == 0, err
+    control = json.loads(stats_path.read_text())["latency_control"]
+    assert control["target_ms"] == 1 and control["det_every"] > 1  # no frame is shown within 1 ms
+    assert control["changes"][0][1] == 2 and [c[1] for c in control["changes"]] == list(range(2, control["det_every"] + 1))
+
+
+def test_a_latency_target_for_a_plain_file_is_one_clear_line(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    code, err = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--latency-target", 50)
+    assert code == 2 and "--latency-target" in err and "Traceback" not in err
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def skeleton_pixels(image: np.ndarray) -> int:
     """How many pixels have one of the limb colours."""
     found = np.zeros(image.shape[:2], bool)

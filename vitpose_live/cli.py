@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--realtime", action="store_true", help="play a file like a camera: paced, dropping when behind")
     live.add_argument("--det-every", type=int, default=None,
                       help="run the detector every N frames, tracking in between (default: 3 for live sources, 1 for files)")
+    live.add_argument("--latency-target", type=float, default=None, metavar="MS",
+                      help="live sources: detect less often while the median latency is over MS (and more often "
+                      "when well under); the interval is reported in --stats-json")
     live.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                       help="One Euro smoothing of keypoints per person (default: on for live sources)")
     live.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower: smoother)")
@@ -134,6 +137,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError("--det-every must be at least 1")
     if args.batch is not None and args.batch < 1:
         raise UserError("--batch must be at least 1")
+    if args.latency_target is not None and args.latency_target <= 0:
+        raise UserError("--latency-target must be a positive number of milliseconds")
     for name in ("det_threshold", "kpt_threshold"):
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
@@ -249,14 +254,20 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     from .sinks import ImageFileSink, KeypointsJsonlSink, SinkError, VideoFileSink
     from .sources import ImageSource
 
+    from .control import LatencyController
+
     source = open_input(args)
     live = bool(getattr(source, "is_live", False)) or args.realtime
+    if args.latency_target and not live:
+        source.close()
+        raise UserError("--latency-target is for live sources (a webcam, a stream, or a file with --realtime)")
     video_sink = image_sink = keypoints_sink = None
     frames = persons = 0
     interrupted = False
-    pipeline = None
+    pipeline = controller = None
     try:
         engine = build_engine(args, live=live)
+        controller = LatencyController(args.latency_target) if args.latency_target else None
         info, total = _source_info(source, args.source)
         if live:
             warm_up(engine)
@@ -303,13 +314,13 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
                 pipeline.stats.add_stage("pose", result.times.pose)
                 pipeline.stats.add_stage("track", result.times.track)
                 pipeline.stats.add_stage("render", (time.perf_counter() - render_start) * 1e3)
-                if window is not None:
-                    action = window.show(picture)
-                    pipeline.stats.add_latency((time.monotonic() - frame.captured_at) * 1e3)
-                    if _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
-                        break
-                else:
-                    pipeline.stats.add_latency((time.monotonic() - frame.captured_at) * 1e3)
+                action = window.show(picture) if window is not None else None
+                latency = (time.monotonic() - frame.captured_at) * 1e3
+                pipeline.stats.add_latency(latency)
+                if controller is not None:
+                    controller.update(engine, latency)
+                if window is not None and _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
+                    break
                 frames += 1
                 persons += len(poses)
                 bar.update(1)
@@ -326,6 +337,8 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     finally:
         source.close()
     stats = pipeline.stats.summary() if pipeline is not None else {}
+    if stats and controller is not None:
+        stats["latency_control"] = controller.report(engine)
     try:
         for sink in (video_sink, image_sink, keypoints_sink):
             if sink is not None:

@@ -59,16 +59,16 @@ class PoseEngine:
             raise ValueError("detecting every few frames needs a tracking stage for the frames between")
         self.pose = pose
         self.detector = detector
-        self.det_every = int(det_every)
+        self.det_every = int(det_every)  # may change between frames (a LatencyController does)
         self.tracking = tracking
-        self._count = 0
+        self._since_detection: int | None = None
 
     @property
     def skeleton(self):
         return self.pose.skeleton
 
     def reset(self) -> None:
-        self._count = 0
+        self._since_detection = None
         if self.tracking is not None:
             self.tracking.reset()
 
@@ -79,8 +79,9 @@ class PoseEngine:
         return image_to_device(image, self.pose.placement)
 
     def __call__(self, frame: Frame) -> Result:
-        detect = self._count % self.det_every == 0
-        self._count += 1
+        since = self._since_detection
+        detect = since is None or since + 1 >= self.det_every
+        self._since_detection = 0 if detect else since + 1
         image = self._upload(frame.image)
         start = time.perf_counter()
         detections = self.detector(image) if detect else None
