@@ -178,6 +178,12 @@ def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, dete
     assert not (tmp_path / "out.mp4").exists()
 
 
+def as_in_a_terminal():
+    """A child started from a background job inherits an ignored SIGINT (and Python then keeps
+    ignoring it); in a terminal, Ctrl-C reaches the program. Restore that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_mid_run_leaves_a_finalised_playable_video(tmp_path, pose_dir, detector_dir, stop_signal):
     clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=450, audio=True)
@@ -185,6 +191,7 @@ def test_ctrl_c_or_sigterm_mid_run_leaves_a_finalised_playable_video(tmp_path, p
     process = subprocess.Popen(
         [sys.executable, "app.py", "--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2"],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not keypoints.exists() or keypoints.read_text().count("\n") <= 30):
