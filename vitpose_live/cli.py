@@ -255,6 +255,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     from .sources import ImageSource
 
     from .control import LatencyController
+    from .interrupts import held
 
     source = open_input(args)
     live = bool(getattr(source, "is_live", False)) or args.realtime
@@ -299,17 +300,20 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
                 render_start = time.perf_counter()
                 first_capture = frame.captured_at if first_capture is None else first_capture
                 stamp = frame.time if not live else frame.captured_at - first_capture
-                if keypoints_sink is not None:
-                    keypoints_sink.write(frame.index, stamp, poses)
                 picture = None
                 if video_sink is not None or image_sink is not None or window is not None:
                     picture = annotator.annotate(frame.image.copy(), poses)
                     if view.show_hud:
                         hud.annotate(picture, _hud_lines(pipeline.stats, poses))
+                with held():  # a frame's picture and its keypoints line: both or neither
                     if video_sink is not None:
                         video_sink.write(picture, stamp)
                     elif image_sink is not None:
                         image_sink.write(picture)
+                    if keypoints_sink is not None:
+                        keypoints_sink.write(frame.index, stamp, poses)
+                    frames += 1
+                    persons += len(poses)
                 pipeline.stats.add_stage("detect", result.times.detect)
                 pipeline.stats.add_stage("pose", result.times.pose)
                 pipeline.stats.add_stage("track", result.times.track)
@@ -321,8 +325,6 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
                     controller.update(engine, latency)
                 if window is not None and _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
                     break
-                frames += 1
-                persons += len(poses)
                 bar.update(1)
                 bar.set_postfix(fps=f"{pipeline.stats.recent_fps():.1f}", persons=len(poses), refresh=False)
     except KeyboardInterrupt:
@@ -463,17 +465,23 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: outputs are finalised."""
+    import signal
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def console_main() -> None:
     """The process entry point: outputs are finalised by ``main``; if a stage thread is still
     stuck in native code (a hung camera read), exit without waiting for it, since tearing down
     the interpreter under it can abort the process."""
-    import signal
     import threading
 
-    def terminate(signum, frame):  # SIGTERM stops like Ctrl-C: outputs are finalised
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    stop_on_sigterm()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
