@@ -123,7 +123,7 @@ def run(
         source.close()
     outputs.close()
     stats = pipeline.stats.summary()
-    stats["detector_passes"] = engine.detector_passes if options.live else loop.detections
+    stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
     seconds = time.monotonic() - pipeline.stats.started_at
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
     return RunReport(loop.frames, loop.persons, seconds, interrupted, stats)
