@@ -19,6 +19,6 @@ if __name__ == "__main__":
 
         console_main()
     else:
-        from vitpose_live.ui.gradio_app import main
+        from vitpose_live.ui import main
 
         main()

@@ -23,7 +23,7 @@ from vitpose_live.engine import PoseEngine
 from vitpose_live.pose import PoseEstimator
 from vitpose_live.sinks import read_keypoints_jsonl
 from vitpose_live.types import Frame, Poses
-from vitpose_live.ui.gradio_app import Limits, PoseWebApp, Settings, build_demo, mirror_poses
+from vitpose_live.ui import Limits, PoseWebApp, Settings, build_demo, mirror_poses
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = Limits(video_seconds=3.0, video_bytes=1024 * 1024, image_bytes=1024 * 1024, image_pixels=100_000)
@@ -287,10 +287,10 @@ def test_mirror_poses_maps_pixel_centres(x, width, expected):
 )
 def test_app_py_starts_the_web_app_unless_given_a_source(monkeypatch, argv, expected):
     import vitpose_live.cli
-    import vitpose_live.ui.gradio_app
+    import vitpose_live.ui
 
     started = []
-    monkeypatch.setattr(vitpose_live.ui.gradio_app, "main", lambda: started.append("web app"))
+    monkeypatch.setattr(vitpose_live.ui, "main", lambda: started.append("web app"))
     monkeypatch.setattr(vitpose_live.cli, "console_main", lambda: started.append("command line"))
     monkeypatch.setattr(sys, "argv", ["app.py", *argv])
     runpy.run_path(str(REPO / "app.py"), run_name="__main__")
@@ -298,7 +298,7 @@ def test_app_py_starts_the_web_app_unless_given_a_source(monkeypatch, argv, expe
 
 
 def test_ui_flags():
-    from vitpose_live.ui.gradio_app import build_parser
+    from vitpose_live.ui import build_parser
 
     args = build_parser().parse_args(
         [
@@ -322,7 +322,7 @@ def test_ui_flags():
 
 
 def test_ui_main_refuses_an_unknown_device_before_launching(capsys):
-    from vitpose_live.ui.gradio_app import main
+    from vitpose_live.ui import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--device", "tpu9"])

@@ -1,0 +1,193 @@
+"""The web app's behaviour (:class:`PoseWebApp`: the events the page calls), :func:`build_demo`
+and :func:`main` (``python app.py``, what Hugging Face Spaces runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+import gradio as gr
+
+from . import jobs
+from .payloads import Limits
+from .settings import MODEL_CHOICES, Settings, defaults_for
+from .state import LiveSession, ModelCache, SessionClosed, SessionRegistry, gpu
+
+log = logging.getLogger(__name__)
+
+
+class PoseWebApp:
+    """The web app's behaviour; :meth:`build` lays it out as a ``gr.Blocks`` (:mod:`.layout`).
+
+    Args:
+        model: a ViTPose Hub id or local directory, offered first in the model list and selected
+            (default: the device's, :func:`.settings.defaults_for`).
+        detector: the person detector (Hub id or directory) every session uses.
+        device, dtype: as on the command line (``auto``: CUDA fp16, then MPS, then CPU fp32).
+        limits: upload limits.
+        live_concurrency: webcam frames processed at once over all sessions.
+        stream_every: seconds between webcam frames the browser sends (at most; it skips a
+            beat while the previous answer is on its way).
+        stream_time_limit: seconds one webcam stream may run before it has to be restarted.
+        session_ttl: seconds a session's state survives without a frame.
+        delete_cache: Gradio's ``(every, older_than)`` seconds for deleting the files it made.
+    """
+
+    def __init__(self, model: str | None = None, detector: str | None = None, device: str = "auto",
+                 dtype: str = "auto", *, limits: Limits = Limits(), live_concurrency: int = 2,
+                 stream_every: float = 0.1, stream_time_limit: int = 300, session_ttl: float = 3600,
+                 delete_cache: tuple[int, int] = (120, 900), max_models: int = 2) -> None:
+        self.defaults = defaults_for(device)
+        self.default_model = os.fspath(model) if model else self.defaults.pose_model
+        self.choices = list(MODEL_CHOICES)
+        if self.default_model not in {value for _, value in self.choices}:
+            self.choices.insert(0, (f"{Path(self.default_model).name} (--model)", self.default_model))
+        self.allowed = {value for _, value in self.choices}
+        self.detector = detector or self.defaults.detector
+        self.models = ModelCache(self.detector, device, dtype, max_models=max_models)
+        self.sessions = SessionRegistry()
+        self.limits = limits
+        self.live_concurrency = max(1, int(live_concurrency))
+        self.stream_every = float(stream_every)
+        self.stream_time_limit = int(stream_time_limit)
+        self.session_ttl = session_ttl
+        self.delete_cache = delete_cache
+        self.default_det_every = self.defaults.det_every
+        self._work = Path(tempfile.mkdtemp(prefix="vitpose-live-ui-"))
+        weakref.finalize(self, shutil.rmtree, str(self._work), True)
+        self.video = gpu(self._video)
+
+    def settings(self, **controls) -> Settings:
+        """The controls' values as one :class:`Settings`; ``gr.Error`` when one is out of range."""
+        try:
+            return Settings.from_controls(self.allowed, **controls)
+        except (TypeError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+
+    def describe(self) -> str:
+        """What runs where, for the page: the device, the models, the detection interval."""
+        name = {value: label for label, value in self.choices}.get(self.default_model, self.default_model)
+        return (f"Running on **{self.defaults.device_label}**: pose model **{name}**, person detector "
+                f"**{Path(self.detector).name}**, detector on every {self.default_det_every}. frame "
+                "(webcam, video). The Webcam tab shows the rate it reaches.")
+
+    # -- events ---------------------------------------------------------------------------
+    def frame(self, frame, session, request: gr.Request = None, **controls):
+        """One webcam frame of this session → (annotated frame, stats line, info, session).
+        The ``/frame`` endpoint: the picture comes back as a file."""
+        return self._frame(frame, session, request, controls, inline=False)
+
+    def stream(self, frame, session, request: gr.Request = None, **controls):
+        """The Webcam tab's stream: (inline JPEG, stats line, session)."""
+        current = self.sessions.get(_session_key(request))
+        if current is not None and current.away:  # its tab was left: do nothing until it is back
+            return gr.skip(), gr.skip(), session
+        picture, line, _, session = self._frame(frame, session, request, controls, inline=True)
+        return picture, line, session
+
+    def _frame(self, frame, session, request, controls: dict, *, inline: bool):
+        if frame is None:
+            return None, "waiting for the camera", {}, session
+        settings = self.settings(**controls)
+        image, decode_ms = jobs.decode_frame(frame, self.limits)
+        key = _session_key(request)
+        session = self.sessions.session_for(key, session)
+        try:
+            picture, info = jobs.webcam_frame(image, decode_ms, settings, session, self.models, inline=inline)
+        except SessionClosed:  # freed (tab closed, state expired) while this frame was on its way
+            session = self.sessions.session_for(key, None)
+            picture, info = jobs.webcam_frame(image, decode_ms, settings, session, self.models, inline=inline)
+        return picture, jobs.stats_line(info), info, session
+
+    def image(self, image, **controls):
+        """An uploaded image → (annotated image, keypoints record with the header's fields)."""
+        return jobs.annotate_image(image, self.settings(**controls), self.models, self.limits)
+
+    def _video(self, video, progress=gr.Progress(), **controls):
+        """An uploaded video → (annotated MP4 with its audio, keypoints JSONL, keypoints CSV, summary)."""
+        settings = self.settings(**controls)
+        return jobs.annotate_video(video, settings, self.models, self.limits, self._output_dir(), progress)
+
+    def leave_webcam(self, request: gr.Request = None) -> None:
+        """Another tab was selected: the stream stops (the page's script stops the camera) and
+        the session's frames are ignored until the Webcam tab is back."""
+        session = self.sessions.get(_session_key(request))
+        if session is not None:
+            session.pause()
+
+    def enter_webcam(self, request: gr.Request = None) -> None:
+        session = self.sessions.get(_session_key(request))
+        if session is not None:
+            session.away = False
+
+    def unload(self, request: gr.Request = None) -> None:
+        self.sessions.close(_session_key(request))
+
+    def _output_dir(self, keep_seconds: float = 600) -> Path:
+        """A fresh folder for one call's outputs (Gradio serves copies of them); folders of
+        earlier calls older than ``keep_seconds`` are deleted."""
+        now = time.time()
+        for old in self._work.iterdir():
+            try:
+                if now - old.stat().st_mtime > keep_seconds:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(dir=self._work))
+
+    def build(self) -> gr.Blocks:
+        from .layout import build_page
+
+        return build_page(self)
+
+
+def _session_key(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def build_demo(model: str | None = None, detector: str | None = None, device: str = "auto", dtype: str = "auto",
+               **options) -> gr.Blocks:
+    """The web app as a ``gr.Blocks`` (not launched). ``options`` go to :class:`PoseWebApp`."""
+    return PoseWebApp(model, detector, device, dtype, **options).build()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="The vitpose_live web app (Gradio). With --source, app.py is the command line instead "
+        "(see app.py --source X --help).",
+    )
+    parser.add_argument("--model", help="ViTPose Hub id or local directory, offered first in the model list")
+    parser.add_argument("--detector", help="person detector Hub id or local directory (default: the device's)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
+    parser.add_argument("--server-name", help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    parser.add_argument("--server-port", type=int, help="port (default 7860, or $GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py [--model PATH] [--detector PATH] [--device D] [--dtype T] [--server-name H]
+    [--server-port P] [--share]``: launch the web app (blocks until stopped)."""
+    from ..device import resolve
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        resolve(args.device, args.dtype)
+    except ValueError as error:
+        parser.error(str(error))
+    app = PoseWebApp(args.model, args.detector, args.device, args.dtype)
+    app.build().launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
+                       max_file_size=app.limits.video_bytes)
+
+
+__all__ = ["LiveSession", "PoseWebApp", "build_demo", "build_parser", "main"]
