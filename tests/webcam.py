@@ -54,6 +54,9 @@ def launch(demo) -> str:
     return address
 
 
+TRIVIAL_FRAMES = [0]  # frames the trivial app answered (benchmarks read it)
+
+
 def trivial_stream_app():
     """Gradio's own cost: the same streaming webcam input, a function that only draws a line."""
     import gradio as gr
@@ -61,6 +64,7 @@ def trivial_stream_app():
     def line(frame):
         if frame is None:
             return None
+        TRIVIAL_FRAMES[0] += 1
         frame = np.array(frame)  # Gradio's decoded frame is read-only
         cv2.line(frame, (0, 0), (frame.shape[1] - 1, frame.shape[0] - 1), (255, 0, 0), 3)
         return frame
@@ -114,16 +118,22 @@ def open_page(chromium, url: str):
 
 
 def start_camera(page) -> None:
-    """Open the webcam and start streaming ("Record")."""
-    page.click("#camera >> text=Click to Access Webcam")
+    """Open the webcam (once per page) and start streaming ("Record")."""
+    video = page.query_selector("#camera video")
+    if video is None or not video.is_visible():
+        page.click("#camera >> text=Click to Access Webcam")
     page.wait_for_selector("#camera video", state="visible", timeout=30_000)
     page.click("#camera button[aria-label='capture photo']")
 
 
+def recording(page) -> bool:
+    return page.query_selector('#camera [title="stop recording"]') is not None
+
+
 def stop_camera(page) -> None:
-    button = page.query_selector("#camera button[aria-label='stop recording']")
-    if button is not None:
-        button.click()
+    """Stop streaming: the button that started it, pressed again."""
+    if recording(page):
+        page.click("#camera button[aria-label='capture photo']")
 
 
 _COUNTER = """() => {
@@ -171,3 +181,10 @@ def output_picture(page) -> np.ndarray:
 
     raw = np.frombuffer(base64.b64decode(data.split(",", 1)[1]), np.uint8)
     return cv2.cvtColor(cv2.imdecode(raw, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def set_number(page, elem_id: str, value) -> None:
+    """Type ``value`` into a slider's number box (applies at once)."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")

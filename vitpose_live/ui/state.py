@@ -116,6 +116,9 @@ class LiveSession:
         self.frames = 0
         self.engines_built = 0
         self.away = False  # its tab was left: the stream's frames are ignored
+        self.settings: Settings | None = None  # what the last frame was processed with
+        self.track_ids: list[int] = []  # the last frame's
+        self.history: collections.deque[tuple[Settings, list[int]]] = collections.deque(maxlen=window)
         self.closed = False
 
     @property
@@ -149,6 +152,10 @@ class LiveSession:
             frame = Frame(image, self.frames, arrived - self._started, arrived)
             with torch.inference_mode():
                 result = engine(frame)
+            self.settings = settings
+            ids = result.poses.track_ids
+            self.track_ids = [] if ids is None else ids.tolist()
+            self.history.append((settings, self.track_ids))
             drawn = time.monotonic()
             row["engine"] = (drawn - arrived) * 1e3
             annotator = settings.annotator()
