@@ -27,6 +27,8 @@ os.environ.setdefault("GRADIO_PROFILING", "1")  # before gradio is imported
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+if "--package" in sys.argv:  # measure another checkout's web app (e.g. main, for a before/after)
+    sys.path.insert(0, sys.argv[sys.argv.index("--package") + 1])
 RESULTS = HERE / "results"
 MAX_PERSONS = 3
 
@@ -60,7 +62,7 @@ def served_frames(app) -> int:
 
     if app is None:
         return TRIVIAL_FRAMES[0]
-    return sum(session.frames for session in app.sessions.sessions())
+    return sum(session.frames for session in app.sessions._sessions.values())
 
 
 def measure(chromium, url: str, seconds: float, app=None) -> dict:
@@ -78,7 +80,7 @@ def measure(chromium, url: str, seconds: float, app=None) -> dict:
         rate = output_rate(page, seconds)
         if app is not None:
             rate["stats_line"] = page.input_value("#live-stats textarea")
-            rate["server_ms"] = app.sessions.timings()
+            rate["server_ms"] = app.sessions.timings() if hasattr(app.sessions, "timings") else {}
         stop_camera(page)
         time.sleep(2.0)  # the stream's trace is filed when it ends
         rate["gradio_ms"] = gradio_phases(served_frames(app) - served)
@@ -94,6 +96,7 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="the fake camera's picture size")
     parser.add_argument("--model", help="pose model (default: the tiny test model)")
     parser.add_argument("--detector", help="person detector (default: the tiny test model)")
+    parser.add_argument("--package", help="a checkout whose vitpose_live to measure (default: this one)")
     parser.add_argument("--out", type=Path, default=RESULTS / "web-cpu.json")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -130,6 +133,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
         "load_average": os.getloadavg(),
         "camera": f"{width}x{height} @15",
+        "package": str(Path(sys.modules["vitpose_live"].__file__).parent),
         "models": "tiny test models" if not args.model else f"{args.model} + {args.detector}",
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rounds": rounds,

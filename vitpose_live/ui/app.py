@@ -74,8 +74,8 @@ class PoseWebApp:
         """What runs where, for the page: the device, the models, the detection interval."""
         name = {value: label for label, value in self.choices}.get(self.default_model, self.default_model)
         return (f"Running on **{self.defaults.device_label}**: pose model **{name}**, person detector "
-                f"**{Path(self.detector).name}**, detector on every {self.default_det_every}. frame "
-                "(webcam, video). The Webcam tab shows the rate it reaches.")
+                f"**{Path(self.detector).name}**, run on {_every(self.default_det_every)} (webcam, video). "
+                "The Webcam tab shows the rate it reaches and where a frame's time goes.")
 
     # -- events ---------------------------------------------------------------------------
     def frame(self, frame, session, request: gr.Request = None, **controls):
@@ -145,6 +145,10 @@ class PoseWebApp:
         from .layout import build_page
 
         return build_page(self)
+
+
+def _every(n: int) -> str:
+    return "every frame" if n == 1 else f"every {n}{'nd' if n == 2 else 'rd' if n == 3 else 'th'} frame"
 
 
 def _session_key(request: gr.Request | None) -> str | None:

@@ -187,12 +187,10 @@ class LiveSession:
             self._answered = None
 
     def close(self) -> None:
+        """Free the engine; the next frame gets a new session."""
+        self.pause()
         with self._lock:
-            self.closed = True
-            if self._engine is not None:
-                self._engine.close()
-            self._engine = None
-            self._model = None
+            self.closed, self._engine, self._model = True, None, None
 
 
 class SessionRegistry:
