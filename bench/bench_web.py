@@ -31,6 +31,7 @@ if "--package" in sys.argv:  # measure another checkout's web app (e.g. main, fo
     sys.path.insert(0, sys.argv[sys.argv.index("--package") + 1])
 RESULTS = HERE / "results"
 MAX_PERSONS = 3
+DET_EVERY = 3  # the same for every checkout measured (main's CPU default)
 
 
 def tiny_models(folder: Path) -> tuple[str, str]:
@@ -74,6 +75,7 @@ def measure(chromium, url: str, seconds: float, app=None) -> dict:
     try:
         if app is not None:  # the scene has 2 figures; the tiny random detector finds ~50 boxes
             set_number(page, "max-persons", MAX_PERSONS)
+            set_number(page, "det-every", DET_EVERY)
         collector.clear()
         served = served_frames(app)
         start_camera(page)
@@ -111,6 +113,7 @@ def main() -> None:
     model, detector = (args.model, args.detector) if args.model else tiny_models(work)
     clip = write_y4m(work / "camera.y4m", width=width, height=height, fps=15, frames=60)
     app = PoseWebApp(model, detector, "cpu")
+    app.models.get(model)  # loaded before the clock starts
     ours, trivial = app.build(), trivial_stream_app()
     urls = {"trivial": launch(trivial), "webcam tab": launch(ours)}
     rounds = []

@@ -109,5 +109,5 @@ def test_settings_come_from_the_controls_by_name(controls, error):
 
 def test_without_a_gpu_the_page_starts_with_the_fastest_usable_defaults():
     assert defaults_for("cpu") is CPU_DEFAULTS and defaults_for("cuda:0") is GPU_DEFAULTS
-    assert CPU_DEFAULTS.det_every > GPU_DEFAULTS.det_every
+    assert CPU_DEFAULTS.det_every > GPU_DEFAULTS.det_every and CPU_DEFAULTS.max_persons < GPU_DEFAULTS.max_persons
     assert "small" in CPU_DEFAULTS.pose_model

@@ -58,7 +58,6 @@ class PoseWebApp:
         self.stream_time_limit = int(stream_time_limit)
         self.session_ttl = session_ttl
         self.delete_cache = delete_cache
-        self.default_det_every = self.defaults.det_every
         self._work = Path(tempfile.mkdtemp(prefix="vitpose-live-ui-"))
         weakref.finalize(self, shutil.rmtree, str(self._work), True)
         self.video = gpu(self._video)
@@ -74,7 +73,8 @@ class PoseWebApp:
         """What runs where, for the page: the device, the models, the detection interval."""
         name = {value: label for label, value in self.choices}.get(self.default_model, self.default_model)
         return (f"Running on **{self.defaults.device_label}**: pose model **{name}**, person detector "
-                f"**{Path(self.detector).name}**, run on {_every(self.default_det_every)} (webcam, video). "
+                f"**{Path(self.detector).name}**, run on {_every(self.defaults.det_every)} (webcam, video), "
+                f"at most {self.defaults.max_persons} persons per frame. "
                 "The Webcam tab shows the rate it reaches and where a frame's time goes.")
 
     # -- events ---------------------------------------------------------------------------

@@ -51,11 +51,11 @@ def settings_panel(app) -> dict[str, gr.components.Component]:
             model = gr.Dropdown(app.choices, value=app.default_model, label="Pose model", elem_id="model")
             det_threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Person detection threshold",
                                       elem_id="det-threshold")
-            max_persons = gr.Slider(1, 100, value=20, step=1, label="At most this many persons", elem_id="max-persons")
+            max_persons = gr.Slider(1, 100, value=app.defaults.max_persons, step=1, label="At most this many persons", elem_id="max-persons")
             kpt_threshold = gr.Slider(0.0, 0.95, value=0.3, step=0.05, label="Keypoint threshold",
                                       elem_id="kpt-threshold")
         with gr.Row():
-            det_every = gr.Slider(1, 10, value=app.default_det_every, step=1, elem_id="det-every",
+            det_every = gr.Slider(1, 10, value=app.defaults.det_every, step=1, elem_id="det-every",
                                   label="Run the detector every N frames (webcam, video)")
             smooth = gr.Checkbox(value=True, label="Smooth keypoints (webcam, video)", elem_id="smooth")
             smooth_strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Smoothing strength",

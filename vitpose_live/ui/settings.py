@@ -28,18 +28,21 @@ MODEL_CHOICES: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class DeviceDefaults:
-    """What a page starts with on a device: the pose model, the detector, and how often the
-    webcam and video jobs run the detector."""
+    """What a page starts with on a device: the pose model, the detector, how often the webcam
+    and video jobs run the detector, and how many persons are posed per frame (each one is a
+    pose model crop: on a CPU the pose pass grows with them)."""
 
     pose_model: str
     detector: str
     det_every: int
+    max_persons: int
     device_label: str
 
 
 # The models a page runs without a GPU: change them here (and only here).
-CPU_DEFAULTS = DeviceDefaults("usyd-community/vitpose-plus-small", DEFAULT_DETECTOR, det_every=5, device_label="CPU")
-GPU_DEFAULTS = DeviceDefaults(DEFAULT_POSE_MODEL, DEFAULT_DETECTOR, det_every=1, device_label="GPU")
+CPU_DEFAULTS = DeviceDefaults("usyd-community/vitpose-plus-small", DEFAULT_DETECTOR, det_every=5, max_persons=6,
+                              device_label="CPU")
+GPU_DEFAULTS = DeviceDefaults(DEFAULT_POSE_MODEL, DEFAULT_DETECTOR, det_every=1, max_persons=20, device_label="GPU")
 
 
 def defaults_for(device: str) -> DeviceDefaults:
