@@ -119,6 +119,7 @@ def main() -> None:
     rounds = []
     try:
         with browser(clip) as chromium:
+            version = chromium.version
             for n in range(args.rounds):
                 row = {"trivial": measure(chromium, urls["trivial"], args.seconds)}
                 row["webcam tab"] = measure(chromium, urls["webcam tab"], args.seconds, app)
@@ -136,6 +137,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
         "load_average": os.getloadavg(),
         "camera": f"{width}x{height} @15",
+        "browser": f"Chromium {version}",
         "package": str(Path(sys.modules["vitpose_live"].__file__).parent),
         "models": "tiny test models" if not args.model else f"{args.model} + {args.detector}",
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
