@@ -111,3 +111,28 @@ def test_without_a_gpu_the_page_starts_with_the_fastest_usable_defaults():
     assert defaults_for("cpu") is CPU_DEFAULTS and defaults_for("cuda:0") is GPU_DEFAULTS
     assert CPU_DEFAULTS.det_every > GPU_DEFAULTS.det_every and CPU_DEFAULTS.max_persons < GPU_DEFAULTS.max_persons
     assert "small" in CPU_DEFAULTS.pose_model
+
+
+def test_frames_of_a_session_whose_tab_was_left_are_ignored_until_it_is_back(pose_dir, detector_dir, frames):
+    import gradio as gr
+    from types import SimpleNamespace
+
+    from vitpose_live.ui import PoseWebApp
+
+    app = PoseWebApp(pose_dir, detector_dir, "cpu")
+    request = SimpleNamespace(session_hash="tab-1")
+    ok, jpeg = cv2.imencode(".jpg", frames[0])
+    payload = {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode(), "path": None}
+    controls = {"model": pose_dir, "max_persons": 3, "mirror": False}
+    picture, line, session = app.stream(payload, None, request, **controls)
+    assert picture["url"].startswith("data:image/jpeg") and "fps" in line and session.frames == 1
+    try:
+        app.leave_webcam(request)
+        skipped = app.stream(payload, session, request, **controls)
+        assert skipped[0] == gr.skip() and session.frames == 1
+        app.enter_webcam(request)
+        app.stream(payload, session, request, **controls)
+        assert session.frames == 2
+    finally:
+        app.unload(request)
+    assert session.closed and len(app.sessions) == 0
