@@ -57,7 +57,7 @@ def launch(demo) -> str:
 TRIVIAL_FRAMES = [0]  # frames the trivial app answered (benchmarks read it)
 
 
-def trivial_stream_app():
+def trivial_stream_app(stream_every: float = STREAM_EVERY):
     """Gradio's own cost: the same streaming webcam input, a function that only draws a line."""
     import gradio as gr
 
@@ -74,7 +74,7 @@ def trivial_stream_app():
             camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", elem_id="camera",
                               webcam_options=gr.WebcamOptions(mirror=False, constraints=CAMERA))
             out = gr.Image(elem_id="camera-out")
-        camera.stream(line, camera, out, stream_every=STREAM_EVERY)
+        camera.stream(line, camera, out, stream_every=stream_every)
     return demo
 
 
@@ -147,9 +147,11 @@ _COUNTER = """() => {
 }"""
 
 
-def output_rate(page, seconds: float, *, warm_up: float = 3.0, first_timeout: float = 90.0) -> dict:
+def output_rate(page, seconds: float, *, warm_up: float = 3.0, first_timeout: float = 90.0, served=None) -> dict:
     """Annotated frames per second the page shows, counted over ``seconds`` once frames come
-    (after ``warm_up`` seconds more): every change of the output image's source."""
+    (after ``warm_up`` seconds more): every change of the output image's source. With
+    ``served`` (a callable giving the server's count of answered frames) also the answers per
+    second (a repeated camera frame may give an identical picture the page cannot tell apart)."""
     deadline = time.monotonic() + first_timeout
     while page.query_selector("#camera-out img") is None:
         if time.monotonic() > deadline:
@@ -157,13 +159,16 @@ def output_rate(page, seconds: float, *, warm_up: float = 3.0, first_timeout: fl
         time.sleep(0.1)
     time.sleep(warm_up)
     page.evaluate(_COUNTER)
+    answered, started = (served() if served else 0), time.monotonic()
     time.sleep(seconds)
     stamps = page.evaluate("() => { clearInterval(window.__poll); return window.__outputs; }")
+    answered_fps = (served() - answered) / (time.monotonic() - started) if served else None
     if len(stamps) < 2:
         return {"frames": len(stamps), "fps": 0.0, "seconds": seconds}
     span = (stamps[-1] - stamps[0]) / 1e3
     gaps = np.diff(stamps)
     return {"frames": len(stamps), "fps": round((len(stamps) - 1) / span, 3), "seconds": round(span, 2),
+            **({"answered_fps": round(answered_fps, 3)} if served else {}),
             "gap_ms_p50": round(float(np.median(gaps)), 1), "gap_ms_p95": round(float(np.percentile(gaps, 95)), 1)}
 
 
