@@ -138,3 +138,25 @@ def test_settings_apply_on_the_next_frame_without_resetting_tracks(scripted):
     assert len(later) == 3
     assert set(first.track_ids.tolist()) <= set(later.track_ids.tolist()), "A and B keep their ids"
     engine.close()
+
+
+def test_the_web_video_job_and_the_command_line_give_the_same_keypoints(run_cli, pose_dir, detector_dir, tmp_path):
+    from media import make_clip
+
+    from vitpose_live.ui.gradio_app import PoseWebApp
+
+    clip = make_clip(tmp_path / "walk.mp4", width=160, height=120, frames=10, audio=False)
+    app = PoseWebApp(pose_dir, detector_dir, "cpu")
+    _, web_jsonl, _, _ = app.annotate_video(str(clip), pose_dir, 0.5, 3, 0.3, 1, False, 0.5, False, True,
+                                            progress=lambda *args, **kwargs: None)
+    cli_jsonl = tmp_path / "cli.jsonl"
+    code, err = run_cli("--source", clip, "--keypoints", cli_jsonl, "--det-threshold", 0.5, "--max-persons", 3)
+    assert code == 0, err
+    web, cli = read_keypoints_jsonl(web_jsonl)[1], read_keypoints_jsonl(cli_jsonl)[1]
+    assert [r["frame"] for r in web] == [r["frame"] for r in cli] == list(range(10))
+    assert sum(len(r["persons"]) for r in cli) > 0
+    for a, b in zip(web, cli):
+        assert len(a["persons"]) == len(b["persons"])
+        for p, q in zip(a["persons"], b["persons"]):
+            np.testing.assert_allclose(p["keypoints"], q["keypoints"], atol=1e-3)
+            np.testing.assert_allclose(p["box"], q["box"], atol=1e-3)
