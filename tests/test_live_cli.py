@@ -151,3 +151,32 @@ def test_recording_a_live_run_writes_the_frames_that_were_shown(run_cli, tmp_pat
     assert code == 0, err
     stats = json.loads((tmp_path / "s.json").read_text())
     assert probe(out)["frames"] == stats["frames_processed"]
+
+
+class QuitOnThirdFrame:
+    """A window whose user presses q while the third frame is shown."""
+
+    def __init__(self):
+        self.shown = 0
+
+    def show(self, picture):
+        self.shown += 1
+        return "quit" if self.shown == 3 else None
+
+    def close(self):
+        pass
+
+
+def test_quitting_from_the_window_counts_every_frame_once_in_the_summary_and_the_stats(run_cli, tmp_path, monkeypatch):
+    import re
+
+    from vitpose_live import cli
+
+    window = QuitOnThirdFrame()
+    monkeypatch.setattr(cli, "open_window", lambda args: window)
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=60, fps=30, audio=False)
+    code, err = run_cli("--source", clip, "--window", "--realtime", "--stats-json", tmp_path / "s.json")
+    assert code == 0, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert int(re.search(r"done: (\d+) frame", err).group(1)) == stats["frames_processed"] == window.shown == 3
+    assert stats["frames_in"] == stats["frames_processed"] + stats["frames_dropped"]

@@ -319,10 +319,10 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
                 pipeline.stats.add_latency(latency)
                 if controller is not None:
                     controller.update(engine, latency)
+                frames += 1  # processed (and shown, written) even when its key ends the run
+                persons += len(poses)
                 if window is not None and _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
                     break
-                frames += 1
-                persons += len(poses)
                 bar.update(1)
                 bar.set_postfix(fps=f"{pipeline.stats.recent_fps():.1f}", persons=len(poses), refresh=False)
     except KeyboardInterrupt:

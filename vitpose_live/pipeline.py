@@ -56,6 +56,8 @@ class FrameBuffer:
         """Hand ``item`` on; False when stopped first. LATEST replaces what is waiting
         (counted as dropped); FIFO waits for room. The end marker is never dropped."""
         with self._lock:
+            if item is not END and self._stop.is_set():
+                return False
             if self.policy is Policy.LATEST:
                 while item is not END and self._items and self._items[-1] is not END:
                     self._items.pop()
@@ -198,6 +200,13 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._account_for_unfinished_frames()
+
+    def _account_for_unfinished_frames(self) -> None:
+        """Frames still queued or in a model call when the run stopped count as dropped, so that
+        in = processed + dropped holds however the run ended."""
+        self.stats.frames_in = self._frames.put_count
+        self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_processed
 
     @property
     def stopped(self) -> bool:
@@ -246,9 +255,9 @@ class Pipeline:
                         return
                     next_at = max(next_at + interval, time.monotonic() - interval)
                     frame = Frame(frame.image, frame.index, frame.time, time.monotonic())
-                self.stats.frames_in += 1
-                if not self._frames.put(frame):
+                if not self._frames.put(frame):  # stopped: the frame never went in
                     return
+                self.stats.frames_in += 1
                 self.stats.frames_dropped = self._frames.dropped
         finally:
             close = getattr(source, "close", None)
