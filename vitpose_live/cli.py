@@ -423,13 +423,14 @@ def run(args: argparse.Namespace) -> int:
         window = open_window(args)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
         return _fail(args, error)
-    from .loading import ModelLoadError
+    from .loading import ModelLoadError, check_models
     from .pipeline import PipelineError
     from .sinks import SinkError
     from .sources import SourceError
 
     try:
         _validate(args)
+        check_models(args.model, args.detector)  # both named at once, in seconds even without the Hub
         summary = annotate_file(args, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         return _fail(args, error)
@@ -485,7 +486,10 @@ def console_main() -> None:
 def _quiet_libraries() -> None:
     import warnings
 
+    from .loading import quiet_hub_logging
+
     warnings.filterwarnings("ignore")
+    quiet_hub_logging()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         from transformers.utils import logging as hf_logging
