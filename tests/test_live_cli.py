@@ -3,7 +3,6 @@ stats JSON, recording, and the window refusing cleanly without a display."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -94,19 +93,6 @@ def skeleton_pixels(image: np.ndarray) -> int:
     for colour in (LEFT, RIGHT, TORSO, FACE):
         found |= (np.abs(image.astype(int) - colour) <= 12).all(axis=-1)
     return int(found.sum())
-
-
-@pytest.fixture
-def xvfb():
-    if not shutil.which("Xvfb"):
-        pytest.skip("needs Xvfb (.ci/run installs it)")
-    display = ":%d" % (90 + os.getpid() % 9)
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield display
-    server.terminate()
-    server.wait(5)
 
 
 def test_the_window_shows_skeletons_under_xvfb(tmp_path, pose_dir, detector_dir, xvfb):

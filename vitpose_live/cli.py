@@ -294,7 +294,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
         first_capture = None
         bar = tqdm(total=total, unit="frame", disable=args.no_progress or total == 1, dynamic_ncols=True)
         with bar, pipeline:
-            for result in pipeline.results():
+            for result in pipeline.results(idle=window.pump if window is not None else None):
                 frame, poses = result.frame, result.poses
                 render_start = time.perf_counter()
                 first_capture = frame.captured_at if first_capture is None else first_capture

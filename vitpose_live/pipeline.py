@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
+_IDLE_POLL = 0.01  # seconds between calls of a waiting consumer's idle function
 
 
 class Policy(enum.Enum):
@@ -73,16 +74,20 @@ class FrameBuffer:
             self._lock.notify_all()
             return True
 
-    def get(self):
-        """The next item, ``END`` at the end of stream or when stopped."""
-        with self._lock:
-            while not self._items:
+    def get(self, idle: Callable[[], None] | None = None):
+        """The next item, ``END`` at the end of stream or when stopped. While waiting, ``idle``
+        (if any) is called every few milliseconds, outside the lock."""
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._items.popleft()
+                    self._lock.notify_all()
+                    return item
                 if self._stop.is_set():
                     return END
-                self._lock.wait(_POLL)
-            item = self._items.popleft()
-            self._lock.notify_all()
-            return item
+                self._lock.wait(_IDLE_POLL if idle else _POLL)
+            if idle is not None and not self._items:
+                idle()
 
     def __len__(self) -> int:
         with self._lock:
@@ -283,10 +288,11 @@ class Pipeline:
                 self._results.put(END)
                 return
 
-    def results(self) -> Iterator[object]:
-        """Results in order until the source ends; raises a stage's error when one failed."""
+    def results(self, idle: Callable[[], None] | None = None) -> Iterator[object]:
+        """Results in order until the source ends; raises a stage's error when one failed.
+        ``idle`` is called every few milliseconds while waiting (a window polls its keys there)."""
         while True:
-            item = self._results.get()
+            item = self._results.get(idle)
             if item is END:
                 self.stats.frames_dropped = self._frames.dropped
                 self.raise_error()
