@@ -399,3 +399,13 @@ def test_the_upload_limits_are_not_bold_where_gradios_font_splits_mb(pose_dir, d
     texts = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
     limits = [text for text in texts if "MB" in text]
     assert limits and not any("MB**" in text for text in limits)
+
+
+def test_app_py_help_shows_the_web_app_and_the_command_line():
+    import subprocess
+
+    result = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    web_app, _, command_line = result.stdout.partition("== The command line ==")
+    assert "--server-port" in web_app and "--share" in web_app
+    assert "--source SOURCE" in command_line and "--det-every" in command_line and "usage: app.py" in command_line
