@@ -135,4 +135,4 @@ def test_the_cli_without_the_hub_fails_in_seconds_naming_both_models_without_ret
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("vitpose-live: error: cannot load") and POSE_ID in lines[0] and DETECTOR_ID in lines[0]
     assert "WARNING" not in result.stderr and "Retry" not in result.stderr
-    assert elapsed < 20  # the library's own retries took 35 s per model; most of this is importing torch
+    assert elapsed < 40  # importing torch takes most of it; the library's retries took over 23 s per model
