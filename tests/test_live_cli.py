@@ -149,6 +149,9 @@ class QuitOnThirdFrame:
         self.shown += 1
         return "quit" if self.shown == 3 else None
 
+    def pump(self):
+        pass
+
     def close(self):
         pass
 
