@@ -378,13 +378,13 @@ def run_engine_cli(clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, ar
     from vitpose_live import cli
 
     captured = {}
-    original = cli.annotate_file
+    original = cli.annotate
 
-    def annotate_file(*call_args, **call_kwargs):  # the CLI's own, keeping its Summary
+    def annotate(*call_args, **call_kwargs):  # the CLI's own, keeping its Summary
         captured["summary"] = summary = original(*call_args, **call_kwargs)
         return summary
 
-    cli.annotate_file = annotate_file
+    cli.annotate = annotate
     stderr = io.StringIO()
     argv = engine_argv(clip, out_path, pose_dir, det_dir, args)
     stats_path = out_path.with_suffix(".stats.json")
@@ -398,7 +398,7 @@ def run_engine_cli(clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, ar
             code = cli.main(argv)
         total = time.perf_counter() - started
     finally:
-        cli.annotate_file = original
+        cli.annotate = original
     if code != 0 or "summary" not in captured:
         raise SystemExit(f"the engine's CLI failed (exit {code}): {stderr.getvalue().strip()}")
     summary = captured["summary"]
@@ -422,19 +422,14 @@ class EngineStages(Side):
 
     def __init__(self, clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, args):
         super().__init__(args)
-        import inspect
-
         from vitpose_live import cli
+        from vitpose_live.engine import build_engine
         from vitpose_live.render import PoseAnnotator
 
         self.clip, self.out_path = clip, out_path
         ns = cli.build_parser().parse_args(engine_argv(clip, out_path, pose_dir, det_dir, args))
         loaded = time.perf_counter()
-        # the file job, as annotate_file builds it
-        if "live" in inspect.signature(cli.build_engine).parameters:
-            self.engine = cli.build_engine(ns, live=False)
-        else:
-            self.engine = cli.build_engine(ns)
+        self.engine = build_engine(cli.engine_options(ns, live=False))  # the file job's recipe
         self.load_s = time.perf_counter() - loaded
         self.annotator = PoseAnnotator(kpt_threshold=ns.kpt_threshold, show_boxes=ns.show_boxes)
 

@@ -23,6 +23,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 from bench_e2e import build_models, prepare_clip  # noqa: E402
 
 from vitpose_live import cli  # noqa: E402
+from vitpose_live.engine import build_engine  # noqa: E402
 from vitpose_live.device import image_to_device  # noqa: E402
 from vitpose_live.sources import VideoFileSource  # noqa: E402
 
@@ -57,7 +58,7 @@ def main() -> int:
         base = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir), "--device", args.device,
                 "--max-persons", "5", "--no-progress", "--batch", str(args.batch)]
         ns = cli.build_parser().parse_args([*base, "--cuda-graphs"])
-        engine = cli.build_engine(ns, live=False)
+        engine = build_engine(cli.engine_options(ns, live=False))
         source = VideoFileSource(clip)
         frames = list(source)
         source.close()

@@ -75,27 +75,19 @@ def _sample() -> tuple[int, int, int, int]:
 
 
 def build_engine(pose_model=None, detector_model=None, *, max_persons: int = 3, det_every: int = 3):
-    """The live engine of the CLI (tracking + smoothing) around the tiny test models."""
+    """The CLI's recipe with tracking and smoothing, around the tiny test models."""
     from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
 
+    from vitpose_live import engine
     from vitpose_live.detector import PersonDetector
-    from vitpose_live.engine import PoseEngine
     from vitpose_live.pose import PoseEstimator
-    from vitpose_live.tracking import PersonTracker, PoseSmoother, TrackingStage
 
     pose_model = pose_model if pose_model is not None else tiny_vitpose()
     pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
-    detector = PersonDetector(
-        detector_model if detector_model is not None else tiny_rtdetr(),
-        processor=detector_processor(320),
-        device="cpu",
-        threshold=0.3,  # what the CLI uses live
-        max_persons=max_persons,
-    )
-    tracking = TrackingStage(
-        PersonTracker(track_activation_threshold=0.6, high_conf_det_threshold=0.5), PoseSmoother(kpt_threshold=0.3)
-    )
-    return PoseEngine(pose, detector, det_every=det_every, tracking=tracking)
+    detector = PersonDetector(detector_model if detector_model is not None else tiny_rtdetr(),
+                              processor=detector_processor(320), device="cpu")
+    settings = engine.FrameSettings(det_threshold=0.5, max_persons=max_persons, smooth=True)
+    return engine.build_engine(engine.EngineOptions(settings=settings, det_every=det_every), models=(pose, detector))
 
 
 def _tenths(values: list) -> tuple[list, list]:

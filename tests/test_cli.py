@@ -178,6 +178,38 @@ def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, dete
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("first_write", ["video", "keypoints"])
+def test_a_stop_landing_between_a_frames_picture_and_its_keypoints_line_still_writes_both(
+    run_cli, tmp_path, monkeypatch, first_write, stop_signal
+):
+    """The signal is raised on purpose right after one of the two writes of frame 10 (not by
+    luck): the run still writes the other, so video and keypoints hold the same 11 frames."""
+    from vitpose_live import cli, sinks
+
+    sink = {"video": sinks.VideoFileSink, "keypoints": sinks.KeypointsJsonlSink}[first_write]
+    real_write, calls = sink.write, []
+
+    def write_then_signal(self, *args, **kwargs):
+        real_write(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 11:
+            signal.raise_signal(stop_signal)
+
+    monkeypatch.setattr(sink, "write", write_then_signal)
+    previous = signal.getsignal(signal.SIGTERM)
+    cli.stop_on_sigterm()
+    try:
+        clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=40, audio=True)
+        out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
+        code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--batch", 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 130 and "interrupted after 11 frame(s)" in err, err
+    assert probe(out)["frames"] == 11
+    assert len(read_keypoints_jsonl(keypoints)[1]) == 11
+
+
 def as_in_a_terminal():
     """A child started from a background job inherits an ignored SIGINT (and Python then keeps
     ignoring it); in a terminal, Ctrl-C reaches the program. Restore that."""

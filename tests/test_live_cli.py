@@ -162,7 +162,7 @@ def test_quitting_from_the_window_counts_every_frame_once_in_the_summary_and_the
     from vitpose_live import cli
 
     window = QuitOnThirdFrame()
-    monkeypatch.setattr(cli, "open_window", lambda args: window)
+    monkeypatch.setattr(cli, "open_window", lambda *args: window)
     clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=60, fps=30, audio=False)
     code, err = run_cli("--source", clip, "--window", "--realtime", "--stats-json", tmp_path / "s.json")
     assert code == 0, err

@@ -23,10 +23,13 @@ from vitpose_live.sources import (
     CameraSource,
     FolderSource,
     ImageSource,
+    Source,
     SourceError,
+    SourceKind,
     StreamSource,
     SyntheticSource,
     VideoFileSource,
+    VideoInfo,
     open_source,
 )
 from vitpose_live.types import Frame
@@ -748,3 +751,37 @@ def test_the_synthetic_frame_stamp_is_not_under_the_hud(width, height):
     hud = HudAnnotator().annotate(np.zeros((height, width, 3), np.uint8), ["fps 30.0", "latency 120 ms", "persons 2", "dropped 0"])
     x, y, w, h = source.stamp_box
     assert hud.any() and not hud[y : y + h, x : x + w].any()
+
+
+# --- the Source protocol ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "live", "fps", "frame_count"),
+    [
+        ("image", SourceKind.IMAGE, False, None, 1),
+        ("video", SourceKind.VIDEO, False, 30.0, 3),
+        ("folder", SourceKind.FOLDER, False, 30.0, 2),
+        ("camera", SourceKind.CAMERA, True, 30.0, None),
+        ("stream", SourceKind.STREAM, True, 30.0, None),
+        ("synthetic", SourceKind.SYNTHETIC, True, 30.0, None),
+    ],
+)
+def test_every_source_has_a_kind_an_info_and_says_whether_it_is_live(
+    media_files, ts_bytes, spec, kind, live, fps, frame_count
+):
+    with ByteServer(ts_bytes, ["all"]) as server:
+        if spec == "camera":
+            source = CameraSource(0, capture_factory=CaptureFactory(FakeCapture(1)))
+        elif spec == "stream":
+            source = StreamSource(server.url, reconnect_attempts=1, **FAST)
+        else:
+            source = open_source(str(media_files.get(spec, spec)))
+        with source:
+            first = next(iter(source))
+
+    assert isinstance(source, Source)
+    assert source.kind is kind and source.is_live is live
+    assert isinstance(source.info, VideoInfo)
+    assert (source.info.fps, source.info.frame_count) == (fps, frame_count)
+    assert (source.info.width, source.info.height) == first.image.shape[1::-1]

@@ -126,7 +126,8 @@ def test_stats_summary_has_the_documented_fields():
     for _ in pipeline.results():
         pipeline.stats.add_latency(5.0)
     summary = pipeline.stats.summary()
-    assert set(summary) == {"frames_in", "frames_processed", "frames_dropped", "fps", "latency_ms", "stage_ms"}
+    assert set(summary) == {"frames_in", "frames_processed", "frames_dropped", "results_dropped", "fps", "latency_ms",
+                            "stage_ms"}
     assert summary["frames_in"] == summary["frames_processed"] == 10
     assert summary["latency_ms"] == {"p50": 5.0, "p95": 5.0, "max": 5.0} and summary["fps"] > 0
 

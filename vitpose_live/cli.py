@@ -1,6 +1,8 @@
 """Command line: ``vitpose-live --source IN --output OUT [--keypoints K.jsonl]``.
 
-User mistakes end with one line on stderr and exit status 2 — never a traceback.
+User mistakes end with one line on stderr and exit status 2 — never a traceback. Arguments and
+paths are checked before torch loads; the work itself is :func:`vitpose_live.run.run` over the
+engine :func:`vitpose_live.engine.build_engine` makes from :func:`engine_options`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .detector import DEFAULT_DETECTOR
-    from .pose import DEFAULT_POSE_MODEL, EXPERTS
+    from .defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL, EXPERTS
 
     parser = argparse.ArgumentParser(
         prog="vitpose-live",
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show an OpenCV window (default: on for webcams and streams when a display exists)")
     live.add_argument("--realtime", action="store_true", help="play a file like a camera: paced, dropping when behind")
     live.add_argument("--det-every", type=int, default=None,
-                      help="run the detector every N frames, tracking in between (default: 3 for live sources, 1 for files)")
+                      help="files: detect on every Nth frame, tracking in between (default 1); live sources: "
+                      "detect at most once per N frames, off the frame path (default 1: as often as it keeps up)")
     live.add_argument("--latency-target", type=float, default=None, metavar="MS",
                       help="live sources: detect less often while the median latency is over MS (and more often "
                       "when well under); the interval is reported in --stats-json")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--smooth-beta", type=float, default=0.05, help="One Euro speed coefficient (higher: less lag)")
     live.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None, help="draw fps/latency on frames")
     live.add_argument("--stats-json", help="write run statistics (fps, latency, drops, stage ms) as JSON")
+    live.add_argument("--snapshot-dir", default=".", help="where the window's s key saves snapshots (default: here)")
     live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,123 +110,113 @@ class Summary:
         return line
 
 
-def _is_live_spec(source: str) -> bool:
-    return source.isdigit() or "://" in source or source.startswith("synthetic")
+def check_arguments(args: argparse.Namespace):
+    """The source's kind, once everything that needs no model is checked (before torch loads)."""
+    from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable
+    from .sources.spec import SourceKind, classify
 
-
-def _validate(args: argparse.Namespace) -> None:
-    from .sinks import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, check_writable
-    from .sources import IMAGE_EXTENSIONS
-
-    live = _is_live_spec(args.source)
-    if not live and not any(ch in args.source for ch in "*?") and not os.path.exists(args.source):
+    spec = classify(args.source)
+    if not spec.live and spec.kind is not SourceKind.FOLDER and not os.path.exists(spec.text):
         raise UserError(f"cannot open '{args.source}': file not found")
-    if args.output is None and args.keypoints is None and not (args.window or (args.window is None and live)):
-        raise UserError("nothing to do: give --output and/or --keypoints (or --window to watch)")
-    source_is_image = Path(args.source).suffix.lower() in IMAGE_EXTENSIONS
+    live = spec.live or args.realtime
+    window = args.window or (args.window is None and spec.live and spec.kind is not SourceKind.SYNTHETIC)
+    if not (args.output or args.keypoints or args.stats_json or window):
+        raise UserError("nothing to do: give --output, --keypoints or --stats-json (or --window to watch)")
     if args.output:
         suffix = Path(args.output).suffix.lower()
-        wanted = IMAGE_OUTPUT_EXTENSIONS if source_is_image else VIDEO_EXTENSIONS
+        image = spec.kind is SourceKind.IMAGE
+        wanted = IMAGE_OUTPUT_EXTENSIONS if image else VIDEO_EXTENSIONS
         if suffix not in wanted:
-            kind = "an image" if source_is_image else "a video"
-            raise UserError(f"--output for {kind} must end in one of {', '.join(sorted(wanted))}")
-        check_writable(Path(args.output))
-    for path in (args.keypoints, args.stats_json):
+            raise UserError(f"--output for {'an image' if image else 'a video'} must end in one of {', '.join(sorted(wanted))}")
+    for path in (args.output, args.keypoints, args.stats_json):
         if path:
-            check_writable(Path(path))
-    if args.max_persons is not None and args.max_persons < 1:
-        raise UserError("--max-persons must be at least 1")
-    if args.det_every is not None and args.det_every < 1:
-        raise UserError("--det-every must be at least 1")
-    if args.batch is not None and args.batch < 1:
-        raise UserError("--batch must be at least 1")
+            try:
+                check_writable(Path(path))
+            except SinkError as error:
+                raise UserError(str(error)) from None
+    for name, low in (("max_persons", 1), ("det_every", 1), ("batch", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {low}")
     if args.latency_target is not None and args.latency_target <= 0:
         raise UserError("--latency-target must be a positive number of milliseconds")
+    if args.latency_target and not live:
+        raise UserError("--latency-target is for live sources (a webcam, a stream, or a file with --realtime)")
     for name in ("det_threshold", "kpt_threshold"):
-        value = getattr(args, name)
-        if not 0.0 <= value <= 1.0:
+        if not 0.0 <= getattr(args, name) <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if args.camera_size:
+        camera_size(args)
+    if not os.path.isdir(args.snapshot_dir):
+        raise UserError(f"--snapshot-dir '{args.snapshot_dir}' is not a folder")
+    return spec
 
 
-def open_input(args: argparse.Namespace):
-    from . import sources
+def camera_size(args: argparse.Namespace) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in args.camera_size.lower().split("x"))
+    except ValueError:
+        raise UserError("--camera-size must look like 1280x720") from None
+    return width, height
 
-    open_source = getattr(sources, "open_source", None)
-    if open_source is None:
-        return sources.open_file_source(args.source)
+
+def engine_options(args: argparse.Namespace, *, live: bool):
+    """The shared recipe's options from the command line."""
+    from .engine import EngineOptions, FrameSettings, ModelOptions
+
+    models = ModelOptions(args.model, args.detector, args.device, args.dtype, args.expert, args.flip_test,
+                          args.cuda_graphs)
+    settings = FrameSettings(
+        det_threshold=args.det_threshold, max_persons=args.max_persons, kpt_threshold=args.kpt_threshold,
+        smooth=live if args.smooth is None else args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
+        smooth_beta=args.smooth_beta,
+    )
+    return EngineOptions(models, settings, live=live, det_every=args.det_every or 1)
+
+
+def open_input(args: argparse.Namespace, spec):
+    from .sources import open_source
+    from .sources.spec import SourceKind
+
     options = {}
-    if args.source.isdigit():
+    if spec.kind is SourceKind.CAMERA:
         if args.camera_size:
-            try:
-                width, height = (int(v) for v in args.camera_size.lower().split("x"))
-            except ValueError:
-                raise UserError("--camera-size must look like 1280x720") from None
-            options.update(width=width, height=height)
+            options["width"], options["height"] = camera_size(args)
         if args.camera_fps:
             options["fps"] = args.camera_fps
-    return open_source(args.source, **options)
+    return open_source(spec, **options)
 
 
-def build_engine(args: argparse.Namespace, *, live: bool):
-    from .detector import PersonDetector
-    from .engine import PoseEngine
-    from .pose import PoseEstimator
-    from .tracking import PersonTracker, PoseSmoother, TrackingStage
+def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
+    from .run import Outputs
+    from .sinks import ImageFileSink, KeypointsJsonlSink, VideoFileSink, keypoints_header
+    from .sources.spec import SourceKind
 
-    pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test,
-                         cuda_graphs=args.cuda_graphs)
-    # Live: detect every 3rd frame everywhere. Eager RT-DETR is bound by kernel launches, so even
-    # an H100 spends 20-26 ms per single-frame detection (bench/RESULTS.md); ByteTrack fills in.
-    det_every = args.det_every or (3 if live else 1)
-    smooth = live if args.smooth is None else args.smooth
-    detector = PersonDetector(
-        args.detector,
-        device=pose.placement.device,
-        dtype=pose.placement.dtype,
-        threshold=min(args.det_threshold, 0.3) if (live or det_every > 1) else args.det_threshold,
-        max_persons=args.max_persons,
-    )
-    tracking = None
-    if live or det_every > 1 or smooth:
-        smoother = PoseSmoother(args.smooth_min_cutoff, args.smooth_beta, kpt_threshold=args.kpt_threshold) if smooth else None
-        activation = min(max(args.det_threshold, 0.35) + 0.1, max(args.det_threshold, 0.9))  # never above 1
-        tracker = PersonTracker(track_activation_threshold=activation, high_conf_det_threshold=args.det_threshold)
-        tracking = TrackingStage(tracker, smoother, kpt_threshold=args.kpt_threshold)
-    return PoseEngine(pose, detector, det_every=det_every, tracking=tracking)
+    info = source.info
+    outputs = Outputs()
+    try:
+        if args.output and spec.kind is SourceKind.IMAGE:
+            outputs.pictures.append(ImageFileSink(args.output))
+        elif args.output:
+            audio = args.source if info.has_audio and not live else None
+            outputs.pictures.append(VideoFileSink(args.output, width=info.width, height=info.height,
+                                                  fps=info.fps or 30.0, audio_from=audio))
+        if args.keypoints:
+            header = keypoints_header(engine, {"source": args.source, "width": info.width,
+                                               "height": info.height, "fps": info.fps})
+            outputs.records.append(KeypointsJsonlSink(args.keypoints, header=header))
+    except BaseException:
+        outputs.abort()
+        raise
+    return outputs
 
 
-def keypoints_header(engine, source_info: dict) -> dict:
-    return {
-        "model": engine.pose.name,
-        "detector": engine.detector.name,
-        "keypoint_names": list(engine.skeleton.keypoint_names),
-        "edges": [list(edge) for edge in engine.skeleton.edges],
-        **source_info,
-    }
-
-
-@dataclass
-class View:
-    """What the window's keys change while running."""
-
-    paused: bool = False
-    show_hud: bool = True
-
-
-def _source_info(source, spec: str) -> tuple[dict, int | None]:
-    info = getattr(source, "info", None)
-    if info is None:  # an image
-        return {"source": spec, "width": source.width, "height": source.height, "fps": None}, 1
-    return (
-        {"source": spec, "width": info.width, "height": info.height, "fps": info.fps},
-        getattr(info, "frame_count", None),
-    )
-
-
-def open_window(args: argparse.Namespace):
+def open_window(args: argparse.Namespace, spec):
     """The OpenCV window when asked for (or by default for cameras and streams), created before
     anything imports PyAV; ``None`` without one."""
-    wants = args.window or (args.window is None and _is_live_spec(args.source) and not args.source.startswith("synthetic"))
+    from .sources.spec import SourceKind
+
+    wants = args.window or (args.window is None and spec.live and spec.kind is not SourceKind.SYNTHETIC)
     if not wants:
         return None
     from .window import NoDisplayError, Window
@@ -231,196 +224,91 @@ def open_window(args: argparse.Namespace):
     try:
         return Window()
     except NoDisplayError as error:
-        if args.window or not (args.output or args.keypoints):
+        if args.window or not (args.output or args.keypoints or args.stats_json):
             raise UserError(str(error)) from None
         return None
 
 
-def file_batch(args: argparse.Namespace, engine, live: bool) -> int:
-    """Frames per forward pass: several for files when nothing tracks across frames (a GPU's
-    per-call overhead shared by the batch), one for live sources (latency first)."""
-    if live or engine.tracking is not None:
-        return 1
+def file_batch(args: argparse.Namespace, engine) -> int:
+    """Frames per forward pass for files when nothing tracks across frames (a GPU's per-call
+    overhead shared by the batch)."""
     return args.batch or (8 if engine.pose.placement.is_cuda else 4)
 
 
-def annotate_file(args: argparse.Namespace, window=None) -> Summary:
-    """Decode → detect → pose → draw → encode/show (and keypoints), in threads."""
-    from tqdm import tqdm
-
-    from .engine import warm_up
-    from .pipeline import Pipeline, Policy
-    from .render import HudAnnotator, PoseAnnotator
-    from .sinks import ImageFileSink, KeypointsJsonlSink, SinkError, VideoFileSink
-    from .sources import ImageSource
-
+def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
+    """Source → engine → outputs (and the window), through the one run loop."""
     from .control import LatencyController
+    from .engine import build_engine
+    from .render import HudAnnotator, PoseAnnotator
+    from .run import RunOptions, run
+    from .viewer import Viewer
 
-    source = open_input(args)
-    live = bool(getattr(source, "is_live", False)) or args.realtime
-    if args.latency_target and not live:
-        source.close()
-        raise UserError("--latency-target is for live sources (a webcam, a stream, or a file with --realtime)")
-    video_sink = image_sink = keypoints_sink = None
-    frames = persons = 0
-    interrupted = False
-    pipeline = controller = None
+    source = open_input(args, spec)
+    live = source.is_live or args.realtime
     try:
-        engine = build_engine(args, live=live)
-        controller = LatencyController(args.latency_target) if args.latency_target else None
-        info, total = _source_info(source, args.source)
-        if live:
-            warm_up(engine)
-        annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
-        hud = HudAnnotator()
-        view = View(show_hud=args.hud if args.hud is not None else (live or window is not None))
-        realtime_fps = info["fps"] if args.realtime and not getattr(source, "is_live", False) else None
-        batch = file_batch(args, engine, live)
-        pipeline = Pipeline(source, engine, policy=Policy.LATEST if live else Policy.FIFO, realtime_fps=realtime_fps,
-                            batch=batch, process_batch=engine.process_batch if batch > 1 else None)
-        if args.output and isinstance(source, ImageSource):
-            image_sink = ImageFileSink(args.output)
-        elif args.output:
-            video_info = getattr(source, "info", None)
-            video_sink = VideoFileSink(
-                args.output,
-                width=info["width"],
-                height=info["height"],
-                fps=info["fps"] or 30.0,
-                audio_from=args.source if getattr(video_info, "has_audio", False) and not live else None,
-            )
-        if args.keypoints:
-            keypoints_sink = KeypointsJsonlSink(args.keypoints, header=keypoints_header(engine, info))
-        first_capture = None
-        bar = tqdm(total=total, unit="frame", disable=args.no_progress or total == 1, dynamic_ncols=True)
-        with bar, pipeline:
-            for result in pipeline.results(idle=window.pump if window is not None else None):
-                frame, poses = result.frame, result.poses
-                render_start = time.perf_counter()
-                first_capture = frame.captured_at if first_capture is None else first_capture
-                stamp = frame.time if not live else frame.captured_at - first_capture
-                if keypoints_sink is not None:
-                    keypoints_sink.write(frame.index, stamp, poses)
-                picture = None
-                if video_sink is not None or image_sink is not None or window is not None:
-                    picture = annotator.annotate(frame.image.copy(), poses)
-                    if view.show_hud:
-                        hud.annotate(picture, _hud_lines(pipeline.stats, poses))
-                    if video_sink is not None:
-                        video_sink.write(picture, stamp)
-                    elif image_sink is not None:
-                        image_sink.write(picture)
-                pipeline.stats.add_stage("detect", result.times.detect)
-                pipeline.stats.add_stage("pose", result.times.pose)
-                pipeline.stats.add_stage("track", result.times.track)
-                pipeline.stats.add_stage("render", (time.perf_counter() - render_start) * 1e3)
-                action = window.show(picture) if window is not None else None
-                latency = (time.monotonic() - frame.captured_at) * 1e3
-                pipeline.stats.add_latency(latency)
-                if controller is not None:
-                    controller.update(engine, latency)
-                frames += 1  # processed (and shown, written) even when its key ends the run
-                persons += len(poses)
-                if window is not None and _handle_key(action, window, view, annotator, picture, frame, poses) == "quit":
-                    break
-                bar.update(1)
-                bar.set_postfix(fps=f"{pipeline.stats.recent_fps():.1f}", persons=len(poses), refresh=False)
-    except KeyboardInterrupt:
-        interrupted = True
-        if pipeline is not None:
-            pipeline.stop(timeout=3.0)  # let the model call in flight finish before finalising
+        engine = build_engine(engine_options(args, live=live))
+        _warn_about(engine, args)
+        outputs = open_outputs(args, spec, source, engine, live=live)
     except BaseException:
-        if pipeline is not None:
-            pipeline.stop()
-        _discard(args, video_sink, image_sink, keypoints_sink)
-        raise
-    finally:
         source.close()
-    stats = pipeline.stats.summary() if pipeline is not None else {}
-    if stats and controller is not None:
+        raise
+    annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
+    hud = HudAnnotator(enabled=args.hud if args.hud is not None else (live or window is not None))
+    controller = LatencyController(args.latency_target) if args.latency_target else None
+    info = source.info
+    options = RunOptions(
+        live=live, realtime_fps=info.fps if args.realtime and not source.is_live else None,
+        batch=file_batch(args, engine), draw=window is not None, total=info.frame_count,
+        progress=not args.no_progress,
+    )
+    report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
+                 on_frame=Viewer(window, annotator, hud, args.snapshot_dir) if window is not None else None,
+                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
+                 on_idle=window.pump if window is not None else None)
+    stats = report.stats
+    if controller is not None:
         stats["latency_control"] = controller.report(engine)
-    try:
-        for sink in (video_sink, image_sink, keypoints_sink):
-            if sink is not None:
-                sink.close()
-        if args.stats_json and stats:
-            Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
-    except (SinkError, OSError) as error:  # e.g. the disk filled up: leave nothing half-written
-        _discard(args, video_sink, image_sink, keypoints_sink, stats_written=bool(args.stats_json))
-        raise UserError(_one_line(error) if isinstance(error, SinkError) else
-                        f"cannot write '{args.stats_json}': {os.strerror(error.errno or 0).lower()}") from None
-    if frames == 0 and not interrupted and not live:
+    if args.stats_json:
+        _write_stats(args, outputs, stats)
+    if report.frames == 0 and not report.interrupted and not live:
         raise UserError(f"'{args.source}' has no frames")
-    return Summary(frames, time.monotonic() - pipeline.stats.started_at, persons, args.output, args.keypoints,
-                   interrupted, stats if live else None)
+    return Summary(report.frames, report.seconds, report.persons, args.output, args.keypoints,
+                   report.interrupted, stats if live else None)
 
 
-def _discard(args: argparse.Namespace, video_sink, image_sink, keypoints_sink, stats_written=False) -> None:
-    """Remove the outputs this run opened, so nothing half-written looks like a result."""
-    opened = []
-    if video_sink is not None:
-        video_sink.abort()
-        opened.append(args.output)
-    if image_sink is not None:
-        opened.append(args.output)
-    if keypoints_sink is not None:
-        keypoints_sink.abort()
-        opened.append(args.keypoints)
-    if stats_written:
-        opened.append(args.stats_json)
-    for path in opened:
-        if os.path.islink(path) or os.path.isfile(path):
-            os.remove(path)
+def _warn_about(engine, args: argparse.Namespace) -> None:
+    """One line each for settings that work but are probably not what the user wants."""
+    placement = engine.pose.placement
+    if placement.device.type == "cpu" and placement.dtype != _float32():
+        print(f"vitpose-live: note: --dtype {args.dtype} on a CPU runs several times slower than fp32 "
+              "(use --dtype fp32)", file=sys.stderr)
+    queries = getattr(engine.detector.model.config, "num_queries", None)
+    if args.max_persons and queries and args.max_persons > queries:
+        print(f"vitpose-live: note: the detector finds at most {queries} persons per frame; "
+              f"--max-persons {args.max_persons} keeps them all", file=sys.stderr)
 
 
-def _hud_lines(stats, poses) -> list[str]:
-    summary_latency = list(stats.latency_ms)[-30:]
-    latency = sum(summary_latency) / len(summary_latency) if summary_latency else 0.0
-    return [
-        f"fps {stats.recent_fps():.1f}",
-        f"latency {latency:.0f} ms",
-        f"persons {len(poses)}",
-        f"dropped {stats.frames_dropped}",
-    ]
+def _float32():
+    import torch
+
+    return torch.float32
 
 
-def _handle_key(action, window, view: View, annotator, picture, frame, poses) -> str | None:
-    """Apply a window key; "quit" ends the run."""
-    while True:
-        if action in ("quit", "closed"):
-            return "quit"
-        if action == "boxes":
-            annotator.show_boxes = not annotator.show_boxes
-        elif action == "ids":
-            annotator.show_ids = not annotator.show_ids
-        elif action == "hud":
-            view.show_hud = not view.show_hud
-        elif action in ("more", "fewer"):
-            step = 0.05 if action == "more" else -0.05
-            annotator.kpt_threshold = round(min(0.95, max(0.0, annotator.kpt_threshold + step)), 2)
-        elif action == "snapshot":
-            _snapshot(picture, frame, poses)
-        elif action == "pause":
-            view.paused = not view.paused
-        if not view.paused:
-            return None
-        action = window.poll(50)  # paused: wait for keys; live frames are dropped meanwhile
-
-
-def _snapshot(picture, frame, poses) -> None:
-    import cv2
-
-    from .sinks import frame_record
-
-    stem = f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frame.index}"
-    cv2.imwrite(f"{stem}.png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    Path(f"{stem}.json").write_text(json.dumps(frame_record(frame.index, frame.time, poses)) + "\n")
-    print(f"saved {stem}.png and {stem}.json", file=sys.stderr)
-
-
-def run(args: argparse.Namespace) -> int:
+def _write_stats(args: argparse.Namespace, outputs, stats: dict) -> None:
     try:
-        window = open_window(args)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
+        Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
+    except OSError as error:  # e.g. the disk filled up: leave nothing half-written
+        Path(args.stats_json).unlink(missing_ok=True)
+        for path in (args.output, args.keypoints):
+            if path:
+                Path(path).unlink(missing_ok=True)
+        raise UserError(f"cannot write '{args.stats_json}': {os.strerror(error.errno or 0).lower()}") from None
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        spec = check_arguments(args)
+        window = open_window(args, spec)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
         return _fail(args, error)
     from .loading import ModelLoadError, check_models
@@ -429,9 +317,8 @@ def run(args: argparse.Namespace) -> int:
     from .sources import SourceError
 
     try:
-        _validate(args)
         check_models(args.model, args.detector)  # both named at once, in seconds even without the Hub
-        summary = annotate_file(args, window)
+        summary = annotate(args, spec, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         return _fail(args, error)
     except KeyboardInterrupt:
@@ -461,20 +348,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
         _quiet_libraries()
-    return run(args)
+    return run_cli(args)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: outputs are finalised."""
+    import signal
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def console_main() -> None:
     """The process entry point: outputs are finalised by ``main``; if a stage thread is still
     stuck in native code (a hung camera read), exit without waiting for it, since tearing down
     the interpreter under it can abort the process."""
-    import signal
     import threading
 
-    def terminate(signum, frame):  # SIGTERM stops like Ctrl-C: outputs are finalised
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    stop_on_sigterm()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -18,7 +18,7 @@ from .fuse import fold_batch_norms
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
 from .types import Detections
 
-DEFAULT_DETECTOR = "PekingU/rtdetr_r50vd_coco_o365"
+from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}

@@ -101,6 +101,7 @@ class PipelineStats:
     frames_in: int = 0
     frames_processed: int = 0
     frames_dropped: int = 0
+    results_dropped: int = 0  # of frames_dropped: inferred, then replaced by a newer result unshown
     started_at: float = field(default_factory=time.monotonic)
     stage_ms: dict[str, collections.deque] = field(default_factory=dict)
     latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
@@ -145,6 +146,7 @@ class PipelineStats:
             "frames_in": self.frames_in,
             "frames_processed": self.frames_processed,
             "frames_dropped": self.frames_dropped,
+            "results_dropped": self.results_dropped,
             "fps": round(self.fps(), 2),
             "latency_ms": {"p50": pct(50), "p95": pct(95), "max": round(float(latency.max()), 2) if latency.size else 0.0},
             "stage_ms": {name: round(ms, 2) for name, ms in stages.items()},
@@ -184,7 +186,9 @@ class Pipeline:
         self._stop = threading.Event()
         capacity = max(capacity, 2 * batch)
         self._frames = FrameBuffer(policy, self._stop, capacity)
-        self._results = FrameBuffer(Policy.FIFO, self._stop, capacity)
+        # Live results are newest-only too: when drawing or display is slower than inference,
+        # an older result is dropped (and counted) rather than queued behind.
+        self._results = FrameBuffer(policy, self._stop, capacity)
         self._error: BaseException | None = None
         self._error_stage = ""
         self.stats = PipelineStats()
@@ -212,6 +216,7 @@ class Pipeline:
         in = processed + dropped holds however the run ended."""
         self.stats.frames_in = self._frames.put_count
         self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_processed
+        self.stats.results_dropped = self._results.dropped
 
     @property
     def stopped(self) -> bool:
@@ -263,7 +268,7 @@ class Pipeline:
                 if not self._frames.put(frame):  # stopped: the frame never went in
                     return
                 self.stats.frames_in += 1
-                self.stats.frames_dropped = self._frames.dropped
+                self._count_drops()
         finally:
             close = getattr(source, "close", None)
             if close is not None and source is not self._source:
@@ -279,7 +284,7 @@ class Pipeline:
                 start = time.perf_counter()
                 results = self._process_batch(frames) if self.batch > 1 else [self._process(frames[0])]
                 share = (time.perf_counter() - start) * 1e3 / len(frames)
-                self.stats.frames_dropped = self._frames.dropped
+                self._count_drops()
                 for result in results:
                     self.stats.add_stage("inference", share)
                     if not self._results.put(result):
@@ -288,13 +293,17 @@ class Pipeline:
                 self._results.put(END)
                 return
 
+    def _count_drops(self) -> None:
+        self.stats.frames_dropped = self._frames.dropped + self._results.dropped
+        self.stats.results_dropped = self._results.dropped
+
     def results(self, idle: Callable[[], None] | None = None) -> Iterator[object]:
         """Results in order until the source ends; raises a stage's error when one failed.
         ``idle`` is called every few milliseconds while waiting (a window polls its keys there)."""
         while True:
             item = self._results.get(idle)
             if item is END:
-                self.stats.frames_dropped = self._frames.dropped
+                self._count_drops()
                 self.raise_error()
                 return
             self.stats.frames_processed += 1

@@ -21,10 +21,7 @@ from .types import Poses
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POSE_MODEL = "usyd-community/vitpose-base-simple"
-
-# ViTPose++ mixture-of-experts heads, in the order the checkpoints were trained with.
-EXPERTS: dict[str, int] = {"coco": 0, "aic": 1, "mpii": 2, "ap10k": 3, "apt36k": 4, "wholebody": 5}
+from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
 
 _PADDING = 1.25  # the box padding of the reference recipe
 _DARK_KERNEL = 11

@@ -243,6 +243,7 @@ class HudAnnotator:
         opacity: float = 0.6,
         text_color: Color = (255, 255, 255),
         background: Color = (0, 0, 0),
+        enabled: bool = True,
     ) -> None:
         if position not in self.POSITIONS:
             raise ValueError(f"position must be one of {self.POSITIONS}, got {position!r}")
@@ -251,6 +252,7 @@ class HudAnnotator:
         self.opacity = opacity
         self.text_color = text_color
         self.background = background
+        self.enabled = enabled  # the loop draws it only while enabled (a window's h key)
 
     def annotate(self, scene: np.ndarray, lines: list[str]) -> np.ndarray:
         """Draw ``lines`` onto ``scene`` in place and return it."""

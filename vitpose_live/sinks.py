@@ -17,34 +17,14 @@ import av
 import cv2
 import numpy as np
 
+from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable  # noqa: F401
 from .types import Poses
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov"})
-IMAGE_OUTPUT_EXTENSIONS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 # Audio codecs copied into the MP4 as they are; browsers play both. Others are re-encoded to AAC.
 REMUX_AUDIO_CODECS = frozenset({"aac", "mp3"})
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
-
-
-class SinkError(Exception):
-    """An output that cannot be written; the message is one line meant for the user."""
-
-
-def check_writable(path: str | Path) -> None:
-    """Raise :class:`SinkError` now, before any work is done, when ``path`` clearly cannot be
-    created: its directory is missing, is a file or is not writable, or ``path`` is a directory."""
-    path = Path(path)
-    parent = path.parent
-    if not parent.exists():
-        raise SinkError(f"cannot write '{path}': directory '{parent}' does not exist")
-    if not parent.is_dir():
-        raise SinkError(f"cannot write '{path}': '{parent}' is not a directory")
-    if path.is_dir():
-        raise SinkError(f"cannot write '{path}': it is a directory")
-    if not os.access(parent, os.W_OK):
-        raise SinkError(f"cannot write '{path}': permission denied")
 
 
 def _os_reason(error: BaseException) -> str:
@@ -359,7 +339,7 @@ class ImageFileSink:
         if not cv2.haveImageWriter(str(self.path)):
             raise SinkError(f"cannot write '{self.path}': no image format for '{self.path.suffix}'")
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
         image = np.asarray(image)
         if image.ndim == 3 and image.shape[2] == 3:
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -377,6 +357,10 @@ class ImageFileSink:
 
     def close(self) -> None:
         pass
+
+    def abort(self) -> None:
+        """Delete what was written."""
+        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> ImageFileSink:
         return self
@@ -401,6 +385,18 @@ def _json_default(value):
     if isinstance(value, (Path, Fraction)):
         return str(value) if isinstance(value, Path) else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def keypoints_header(engine, source_info: dict) -> dict:
+    """The header of a keypoints file: models, keypoint names and edges, and the source's
+    ``source``, ``width``, ``height`` and ``fps``."""
+    return {
+        "model": engine.pose.name,
+        "detector": engine.detector.name,
+        "keypoint_names": list(engine.skeleton.keypoint_names),
+        "edges": [list(edge) for edge in engine.skeleton.edges],
+        **source_info,
+    }
 
 
 def frame_record(frame_index: int, time: float | None, poses: Poses) -> dict:

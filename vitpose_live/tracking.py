@@ -43,10 +43,15 @@ class PersonTracker:
     every call counts as one frame at ``frame_rate``, so pass the rate of the *calls* then
     (camera fps / N).
 
-    Why not feed it the keypoint boxes of the frames in between as well: ByteTrack only confirms a
-    new track after ``minimum_consecutive_frames`` consecutive updates that match it, and a
-    newcomer has no keypoint box yet (it has no pose before it is confirmed), so every in-between
-    update would reset its count and it would never be confirmed.
+    The rule, the same for files and live sources: a detection scoring at least ``threshold``
+    starts a track and gets its id on the detector pass that first sees it (``trackers`` would
+    wait for a second pass; we name the new tracklets ourselves, so a person is drawn as soon as a
+    file run would draw them). Weaker detections, down to the detector's own floor, can only keep
+    an existing track alive (ByteTrack's second stage).
+
+    Why not feed it the keypoint boxes of the frames in between as well: those boxes come from
+    the tracks themselves, so matching them would keep every track alive forever, including one
+    the detector no longer finds.
 
     Args:
         frame_rate: frames per second of the calls when no ``frame_time`` is given; with
@@ -54,16 +59,9 @@ class PersonTracker:
         lost_track_seconds: how long a track survives without a matching detection (1 s: long
             enough to bridge a missed detection or a short occlusion, short enough that someone
             else walking in at the same place is not given the old id).
-        track_activation_threshold: lowest detection score that starts a new track. ByteTrack's
-            own rule is the high/low split plus 0.1, which we keep.
-        high_conf_det_threshold: detections scoring at least this are matched first; weaker ones
-            can only keep existing tracks alive (ByteTrack's second stage). The detector should
-            therefore return boxes below this, down to its own threshold (e.g. 0.3), not just the
-            confident ones.
+        threshold: the detection score that starts a track and is matched first (the user's
+            ``--det-threshold``); settable between calls.
         minimum_iou_threshold: lowest IoU between a predicted track box and a detection to match.
-        minimum_consecutive_frames: consecutive matched updates (detector runs, here) before a
-            track gets an id. ByteTrack hands out the id at the earliest on the second update that
-            sees a person, so a newcomer shows up one detector interval after being first detected.
     """
 
     def __init__(
@@ -71,10 +69,8 @@ class PersonTracker:
         frame_rate: float = 30.0,
         *,
         lost_track_seconds: float = 1.0,
-        track_activation_threshold: float = 0.6,
-        high_conf_det_threshold: float = 0.5,
+        threshold: float = 0.5,
         minimum_iou_threshold: float = 0.1,
-        minimum_consecutive_frames: int = 2,
     ) -> None:
         from trackers import ByteTrackTracker
 
@@ -84,24 +80,31 @@ class PersonTracker:
         self._tracker = ByteTrackTracker(
             lost_track_buffer=round(lost_track_seconds * 30),
             frame_rate=frame_rate,
-            track_activation_threshold=track_activation_threshold,
-            minimum_consecutive_frames=minimum_consecutive_frames,
+            track_activation_threshold=threshold,
+            minimum_consecutive_frames=1,
             minimum_iou_threshold=minimum_iou_threshold,
-            high_conf_det_threshold=high_conf_det_threshold,
+            high_conf_det_threshold=threshold,
         )
         self._last_time: float | None = None
-        self._id_offset = 0  # ids given out before the last reset, so that ids are never reused
-        self._next_id = 0
+        self._next_id = 0  # ids are ours and never reused, across resets too
+
+    @property
+    def threshold(self) -> float:
+        return float(self._tracker.track_activation_threshold)
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._tracker.track_activation_threshold = float(value)
+        self._tracker.high_conf_det_threshold = float(value)
 
     def update(
         self, detections: Detections, frame_time: float | None = None
     ) -> tuple[Detections, np.ndarray]:
         """Match this frame's detections to the tracks.
 
-        Returns the detections that belong to a confirmed track (the detector's own boxes and
-        scores, not the Kalman estimates), highest score first, and their ids (N,) int64. Dropped:
-        detections that start a track or belong to one not yet confirmed, and weak detections
-        that match no track (ByteTrack gives all of these the id -1).
+        Returns the detections that belong to a track (the detector's own boxes and scores, not
+        the Kalman estimates), highest score first, and their ids (N,) int64. Dropped: weak
+        detections that match no track.
 
         ``frame_time`` (seconds) should not decrease; when it does (a file looped, a camera
         reconnected) the tracks are cleared first. A repeated time is matched without moving
@@ -125,21 +128,34 @@ class PersonTracker:
             sv.Detections(xyxy=detections.boxes, confidence=detections.scores, class_id=np.zeros(n, int)),
             timestamp=frame_time,
         )
-        ids = np.asarray(tracked.tracker_id, np.int64).reshape(-1)
+        boxes = np.asarray(tracked.xyxy, np.float32).reshape(-1, 4)
+        scores = np.asarray(tracked.confidence, np.float32).reshape(-1)
+        ids = self._name_newborn(boxes, np.asarray(tracked.tracker_id, np.int64).reshape(-1))
         keep = ids >= 0
         if not keep.any():
             return Detections.empty(), _NO_IDS.copy()
-        boxes = np.asarray(tracked.xyxy, np.float32)[keep]
-        scores = np.asarray(tracked.confidence, np.float32)[keep]
-        ids = ids[keep] + self._id_offset
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        boxes, scores, ids = boxes[keep], scores[keep], ids[keep]
         order = np.lexsort((ids, -scores))
         return Detections(boxes[order], scores[order]), ids[order]
+
+    def _name_newborn(self, boxes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Ids for the tracklets this update started (``trackers`` leaves them at -1 until their
+        second match); each is found by its first box, which is its detection's box."""
+        ids = ids.copy()
+        for tracklet in self._tracker.tracks:
+            if tracklet.tracker_id != -1:
+                continue
+            tracklet.tracker_id = self._next_id
+            self._next_id += 1
+            unnamed = np.flatnonzero(ids == -1)
+            if len(unnamed):
+                gap = np.abs(boxes[unnamed] - tracklet.get_state_bbox().reshape(1, 4)).max(axis=1)
+                ids[unnamed[int(np.argmin(gap))]] = tracklet.tracker_id
+        return ids
 
     def reset(self) -> None:
         """Forget every track. Ids keep counting up, so a new person never gets an old id."""
         self._tracker.reset()
-        self._id_offset = self._next_id
         self._last_time = None
 
 
@@ -337,10 +353,15 @@ class TrackingStage:
         poses = pose_model(frame, dets).replace(track_ids=ids)
         poses = stage.poses(poses, frame.time)
 
-    On a detector frame the tracker matches the detections and returns the confirmed ones. On
+    On a detector frame the tracker matches the detections and returns the tracked ones. On
     the other frames each person of the previous frame's poses gets a box around their keypoints
     (:func:`boxes_from_keypoints`) and keeps their id: box *i* comes from person *i*. A person the
     detector stops finding is dropped at the next detector frame.
+
+    A *late* detection (live sources: computed on an earlier frame, by the detector's own thread)
+    is matched against the tracks as they were at that frame's time (the tracker only ever sees
+    detection times). A person already posed keeps the box of their latest keypoints, which is
+    newer than the detection's; only newcomers take the detection's box.
     """
 
     def __init__(
@@ -354,23 +375,39 @@ class TrackingStage:
     ) -> None:
         self.tracker = tracker if tracker is not None else PersonTracker()
         self.smoother = smoother
-        self._box_options = dict(kpt_threshold=kpt_threshold, padding=padding, min_keypoints=min_keypoints)
+        self.kpt_threshold = kpt_threshold
+        self.padding, self.min_keypoints = padding, min_keypoints
         self._last: Poses | None = None
+
+    def _keypoint_boxes(self, image_size: tuple[int, int] | None) -> np.ndarray:
+        return boxes_from_keypoints(
+            self._last, kpt_threshold=self.kpt_threshold, padding=self.padding,
+            min_keypoints=self.min_keypoints, image_size=image_size,
+        )
 
     def boxes(
         self,
         detections: Detections | None,
         time: float | None = None,
         image_size: tuple[int, int] | None = None,
+        *,
+        detected_at: float | None = None,
     ) -> tuple[Detections, np.ndarray]:
-        """The boxes to estimate poses in and their track ids (N,) int64."""
-        if detections is not None:
-            return self.tracker.update(detections, time)
+        """The boxes to estimate poses in and their track ids (N,) int64. ``detected_at``: the
+        time of the frame a late detection was computed on (default: this frame's)."""
         last = self._last
-        if last is None or len(last) == 0 or last.track_ids is None:
-            return Detections.empty(), _NO_IDS.copy()
-        boxes = boxes_from_keypoints(last, image_size=image_size, **self._box_options)
-        return Detections(boxes, last.box_scores), last.track_ids.copy()
+        known = last is not None and len(last) > 0 and last.track_ids is not None
+        if detections is None:
+            if not known:
+                return Detections.empty(), _NO_IDS.copy()
+            return Detections(self._keypoint_boxes(image_size), last.box_scores), last.track_ids.copy()
+        late = detected_at is not None and detected_at != time
+        tracked, ids = self.tracker.update(detections, detected_at if late else time)
+        if not (late and known) or len(ids) == 0:
+            return tracked, ids
+        newest = dict(zip(last.track_ids.tolist(), self._keypoint_boxes(image_size)))
+        boxes = np.stack([newest.get(i, box) for i, box in zip(ids.tolist(), tracked.boxes)])
+        return Detections(boxes, tracked.scores), ids
 
     def poses(self, poses: Poses, time: float | None = None) -> Poses:
         """Remember the raw poses for the next frame's boxes; smoothed when there is a smoother."""

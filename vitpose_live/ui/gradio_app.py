@@ -28,9 +28,9 @@ import io
 import itertools
 import logging
 import os
-import sys
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -45,16 +45,15 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..cli import keypoints_header
 from ..detector import DEFAULT_DETECTOR, PersonDetector
-from ..engine import PoseEngine
+from ..engine import EngineOptions, FrameSettings, PoseEngine, build_engine
 from ..loading import ModelLoadError, check_models, quiet_hub_logging
-from ..pipeline import Pipeline, PipelineError, Policy
+from ..pipeline import PipelineError
 from ..pose import DEFAULT_POSE_MODEL, PoseEstimator
 from ..render import PoseAnnotator
-from ..sinks import KeypointsJsonlSink, SinkError, VideoFileSink, frame_record
+from ..run import Outputs, RunOptions, run
+from ..sinks import KeypointsJsonlSink, SinkError, VideoFileSink, frame_record, keypoints_header
 from ..sources import SourceError, VideoFileSource, read_image
-from ..tracking import PersonTracker, PoseSmoother, TrackingStage
 from ..types import Frame, Poses
 
 log = logging.getLogger(__name__)
@@ -119,17 +118,13 @@ class Settings:
         0.5 → 1 Hz (the command line's default), 1 → 0.1 Hz (heavily smoothed)."""
         return 10.0 ** (1.0 - 2.0 * self.smooth_strength)
 
-    def engine_key(self) -> tuple:
-        """What a live session's engine depends on; a change rebuilds it (new tracks)."""
-        return (
-            self.model,
-            self.det_threshold,
-            self.max_persons,
-            self.kpt_threshold,
-            self.det_every,
-            self.smooth,
-            self.smooth_strength,
-        )
+    def frame_settings(self) -> FrameSettings:
+        """What the engine applies from the next frame on (no reload, tracks kept)."""
+        return FrameSettings(det_threshold=self.det_threshold, max_persons=self.max_persons,
+                             kpt_threshold=self.kpt_threshold, smooth=self.smooth, smooth_min_cutoff=self.min_cutoff)
+
+    def engine_options(self, *, live: bool) -> EngineOptions:
+        return EngineOptions(settings=self.frame_settings(), live=live, det_every=self.det_every)
 
     def annotator(self) -> PoseAnnotator:
         return PoseAnnotator(
@@ -137,35 +132,9 @@ class Settings:
         )
 
 
-def make_engine(
-    pose: PoseEstimator, detector: PersonDetector, settings: Settings, *, live: bool
-) -> PoseEngine:
-    """The engine :func:`vitpose_live.cli.build_engine` builds, over already loaded (shared) models.
-
-    The detector is a shallow copy holding this engine's threshold (the weights are shared);
-    the tracker and smoother are this engine's own. One difference: ByteTrack's activation
-    threshold (detection threshold + 0.1) is capped at the threshold itself from 0.9 up, since
-    above 1 no track would ever start (the sliders go to 0.95).
-    """
-    det_every = settings.det_every
-    view = copy.copy(detector)
-    view.threshold = min(settings.det_threshold, 0.3) if (live or det_every > 1) else settings.det_threshold
-    view.max_persons = settings.max_persons
-    tracking = None
-    if live or det_every > 1 or settings.smooth:
-        smoother = (
-            PoseSmoother(settings.min_cutoff, 0.05, kpt_threshold=settings.kpt_threshold)
-            if settings.smooth
-            else None
-        )
-        tracker = PersonTracker(
-            track_activation_threshold=min(
-                max(settings.det_threshold, 0.35) + 0.1, max(settings.det_threshold, 0.9)
-            ),
-            high_conf_det_threshold=settings.det_threshold,
-        )
-        tracking = TrackingStage(tracker, smoother, kpt_threshold=settings.kpt_threshold)
-    return PoseEngine(pose, view, det_every=det_every, tracking=tracking)
+def make_engine(pose: PoseEstimator, detector: PersonDetector, settings: Settings, *, live: bool) -> PoseEngine:
+    """The shared recipe (:func:`vitpose_live.engine.build_engine`) over already loaded models."""
+    return build_engine(settings.engine_options(live=live), models=(pose, detector))
 
 
 def mirror_poses(poses: Poses, width: int) -> Poses:
@@ -282,10 +251,14 @@ class LiveSession:
             arrived = time.monotonic()
             if self._started is None:
                 self._started = arrived
-            if self._key != settings.engine_key():
+            if self._key != settings.model:
+                if self._engine is not None:
+                    self._engine.close()
                 pose, detector = models.get(settings.model)
                 self._engine = make_engine(pose, detector, settings, live=True)
-                self._key = settings.engine_key()
+                self._key = settings.model
+            else:  # a moved slider: from this frame on, tracks kept
+                self._engine.settings, self._engine.det_every = settings.frame_settings(), settings.det_every
             image = np.ascontiguousarray(image)
             frame = Frame(image, self.frames, arrived - self._started, arrived)
             result = _infer(self._engine, frame)
@@ -318,6 +291,8 @@ class LiveSession:
     def close(self) -> None:
         with self._lock:
             self.closed = True
+            if self._engine is not None:
+                self._engine.close()
             self._engine = None
             self._key = None
 
@@ -381,7 +356,8 @@ class KeypointsCsvWriter:
         columns += [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")]
         self._writer.writerow(columns)
 
-    def write(self, record: dict) -> None:
+    def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
+        record = frame_record(frame_index, time, poses)
         for n, person in enumerate(record["persons"]):
             row = [
                 record["frame"],
@@ -396,6 +372,10 @@ class KeypointsCsvWriter:
 
     def close(self) -> None:
         self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> KeypointsCsvWriter:
         return self
@@ -647,7 +627,6 @@ class PoseWebApp:
                 raise gr.Error(f"'{name}' is {info.width}x{info.height}: too large a picture")
             pose, detector = self._load(settings.model)
             engine = make_engine(pose, detector, settings, live=False)
-            annotator = settings.annotator()
             out = self._output_dir()
             stem = _safe_stem(name)
             video_out, jsonl_out, csv_out = (
@@ -660,33 +639,28 @@ class PoseWebApp:
             )
             total = info.frame_count or (round(duration * info.fps) if duration else None)
             progress(0, desc="Loading the video")
-            shown = 0.0
-            with (
-                VideoFileSink(
-                    video_out,
-                    width=info.width,
-                    height=info.height,
-                    fps=info.fps,
-                    audio_from=path if info.has_audio else None,
-                ) as video_sink,
-                KeypointsJsonlSink(jsonl_out, header=header) as keypoints,
-                KeypointsCsvWriter(csv_out, engine.skeleton.keypoint_names) as table,
-                Pipeline(source, lambda frame: _infer(engine, frame), policy=Policy.FIFO) as pipeline,
-            ):
-                for result in pipeline.results():
-                    frame, poses = result.frame, result.poses
-                    if frame.time is not None and frame.time > limit + 1.0:  # the headers understated it
-                        raise gr.Error(f"'{name}' is longer than {limit:.0f} s")
-                    video_sink.write(annotator.annotate(frame.image.copy(), poses), frame.time)
-                    keypoints.write(frame.index, frame.time, poses)
-                    table.write(frame_record(frame.index, frame.time, poses))
-                    frames += 1
-                    persons += len(poses)
-                    if total and time.monotonic() - shown > 0.25:
-                        shown = time.monotonic()
-                        progress((min(frames, total), total), desc="Annotating", unit="frames")
-                if frames == 0:
-                    raise gr.Error(f"'{name}' has no frames")
+            outputs = Outputs(
+                [VideoFileSink(video_out, width=info.width, height=info.height, fps=info.fps,
+                               audio_from=path if info.has_audio else None)],
+                [KeypointsJsonlSink(jsonl_out, header=header), KeypointsCsvWriter(csv_out, engine.skeleton.keypoint_names)],
+            )
+            shown = [0.0]
+
+            def on_frame(result, picture, stats) -> bool:
+                frame = result.frame
+                if frame.time is not None and frame.time > limit + 1.0:  # the headers understated it
+                    raise gr.Error(f"'{name}' is longer than {limit:.0f} s")
+                if total and time.monotonic() - shown[0] > 0.25:
+                    shown[0] = time.monotonic()
+                    progress((min(frame.index + 1, total), total), desc="Annotating", unit="frames")
+                return False
+
+            on_cuda = engine.pose.placement.is_cuda
+            report = run(source, engine, outputs, RunOptions(batch=8 if on_cuda else 4, total=total, progress=False),
+                         annotator=settings.annotator(), on_frame=on_frame)
+            frames, persons = report.frames, report.persons
+            if frames == 0:
+                raise gr.Error(f"'{name}' has no frames")
         except (SinkError, PipelineError, ValueError) as error:
             raise gr.Error(str(error).replace(str(path), name)) from None
         finally:

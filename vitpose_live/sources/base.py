@@ -1,0 +1,87 @@
+"""What every source is: the :class:`Source` protocol, the :class:`VideoInfo` record it
+describes itself with, and :class:`SourceError`.
+
+Imports neither OpenCV nor PyAV, so the classifier (:mod:`.spec`) can use it before they load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ..types import Frame
+    from .spec import SourceKind
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or read; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source holds, as known when it is opened.
+
+    ``width`` and ``height`` are those of the frames the source yields, i.e. after ``rotation``
+    (degrees counter-clockwise, in (-180, 180], from the display matrix; rounded to quarter turns)
+    has been applied. ``fps`` is None for a still image, which has ``frame_count`` 1.
+    ``frame_count`` and ``duration`` are None when unknown or endless (cameras, streams).
+    ``time_base`` is the video stream's, handy for a sink keeping timestamps.
+    """
+
+    width: int
+    height: int
+    fps: float | None
+    frame_count: int | None
+    duration: float | None
+    has_audio: bool
+    codec: str
+    rotation: int = 0
+    time_base: Fraction | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where frames come from. Iterating yields :class:`~vitpose_live.types.Frame` records (RGB
+    uint8, contiguous); ``is_live`` is True when frames arrive at the pace of the world and may be
+    dropped; a source that cannot be used raises :class:`SourceError`. ``close`` ends an
+    iteration in progress; ``with source:`` closes it on the way out."""
+
+    @property
+    def kind(self) -> SourceKind: ...
+
+    @property
+    def is_live(self) -> bool: ...
+
+    @property
+    def info(self) -> VideoInfo: ...
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Closable:
+    """The context-manager half of :class:`Source`: ``with source:`` calls ``close``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(error: BaseException) -> str:
+    """An OS or FFmpeg error as the lower-case tail of a one-line message."""
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return reason[0].lower() + reason[1:]

@@ -1,0 +1,37 @@
+"""Opening what a spec names: :func:`open_source` classifies once and builds that source."""
+
+from __future__ import annotations
+
+import os
+
+from .base import Source
+from .camera import CameraSource
+from .files import ImageSource, VideoFileSource
+from .folder import FolderSource
+from .spec import SourceKind, SourceSpec, _synthetic_options, classify
+from .stream import StreamSource
+from .synthetic import SyntheticSource
+
+
+def open_source(spec: SourceSpec | str | int | os.PathLike, **options) -> Source:
+    """The source ``spec`` names (see :func:`~.spec.classify`; a :class:`SourceSpec` is used as
+    it is), built with ``options``: those of :class:`CameraSource`, :class:`StreamSource`,
+    :class:`FolderSource` or :class:`SyntheticSource` (which override the spec's own
+    ``synthetic:key=value`` options). Image and video files take no options.
+    """
+    if not isinstance(spec, SourceSpec):
+        spec = classify(spec)
+    kind, text = spec.kind, spec.text
+    if kind is SourceKind.CAMERA:
+        return CameraSource(int(text), **options)
+    if kind is SourceKind.SYNTHETIC:
+        return SyntheticSource(**(_synthetic_options(text) | options))
+    if kind is SourceKind.STREAM:
+        return StreamSource(text, **options)
+    if kind is SourceKind.FOLDER:
+        return FolderSource(text, **options)
+    if options:
+        raise TypeError(f"a file source takes no options, got {', '.join(sorted(options))}")
+    if kind is SourceKind.IMAGE:
+        return ImageSource(text)
+    return VideoFileSource(text)
