@@ -147,3 +147,24 @@ def test_frames_in_batches_come_out_in_order_with_a_short_last_batch():
 def test_batches_are_refused_for_live_sources():
     with pytest.raises(ValueError, match="FIFO"):
         Pipeline(frames(3), lambda f: f, policy=Policy.LATEST, batch=4, process_batch=lambda b: b)
+
+
+@pytest.mark.parametrize("policy", [Policy.FIFO, Policy.LATEST])
+def test_frames_still_queued_when_the_consumer_stops_count_as_dropped(policy):
+    pipeline = Pipeline(frames(10), lambda f: f.index, policy=policy, capacity=8).start()
+    results = pipeline.results()
+    next(results)
+    deadline = time.monotonic() + 5
+    while pipeline.stats.frames_in < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the source has handed on every frame; most are still queued
+    pipeline.stop()
+    stats = pipeline.stats.summary()
+    assert stats["frames_in"] == 10 and stats["frames_processed"] == 1
+    assert stats["frames_in"] == stats["frames_processed"] + stats["frames_dropped"]
+
+
+def test_a_frame_arriving_after_stop_is_not_counted_in():
+    stop = threading.Event()
+    buffer = FrameBuffer(Policy.LATEST, stop)
+    stop.set()
+    assert not buffer.put(1) and buffer.put_count == 0 and len(buffer) == 0

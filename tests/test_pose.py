@@ -221,3 +221,21 @@ def test_the_public_names_come_from_the_package():
 
     assert vitpose_live.PoseEstimator is PoseEstimator
     assert vitpose_live.PersonDetector.__name__ == "PersonDetector" and vitpose_live.Poses is Poses
+
+
+def test_a_read_only_image_and_boxes_from_pil_run_without_warnings(estimator, detector_model, rng):
+    import warnings
+
+    import PIL.Image
+    from vitpose_live import PersonDetector
+
+    image = np.asarray(PIL.Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)))
+    boxes = np.array([[4, 4, 60, 50]], np.float32)
+    boxes.setflags(write=False)
+    assert not image.flags.writeable
+    detector = PersonDetector(detector_model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector(image)
+        poses = estimator(image, boxes)
+    assert poses.keypoints.shape == (1, 17, 2)

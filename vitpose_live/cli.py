@@ -263,7 +263,8 @@ def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
     )
     report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
                  on_frame=Viewer(window, annotator, hud, args.snapshot_dir) if window is not None else None,
-                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None)
+                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
+                 on_idle=window.pump if window is not None else None)
     stats = report.stats
     if controller is not None:
         stats["latency_control"] = controller.report(engine)
@@ -310,12 +311,13 @@ def run_cli(args: argparse.Namespace) -> int:
         window = open_window(args, spec)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
         return _fail(args, error)
-    from .loading import ModelLoadError
+    from .loading import ModelLoadError, check_models
     from .pipeline import PipelineError
     from .sinks import SinkError
     from .sources import SourceError
 
     try:
+        check_models(args.model, args.detector)  # both named at once, in seconds even without the Hub
         summary = annotate(args, spec, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         return _fail(args, error)
@@ -377,7 +379,10 @@ def console_main() -> None:
 def _quiet_libraries() -> None:
     import warnings
 
+    from .loading import quiet_hub_logging
+
     warnings.filterwarnings("ignore")
+    quiet_hub_logging()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         from transformers.utils import logging as hf_logging

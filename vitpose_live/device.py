@@ -83,6 +83,14 @@ def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory; a read-only array (``np.asarray(pil_image)``,
+    a memory map) is copied first, since torch warns that it could write to it otherwise."""
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
 def image_to_device(image, placement: Placement) -> torch.Tensor:
     """An image as an HxWx3 uint8 tensor on ``placement.device``: from an HxW(x3|x4) uint8 numpy
     array (gray is repeated, alpha dropped; pinned for a non-blocking CUDA copy) or a uint8 torch
@@ -97,7 +105,7 @@ def image_to_device(image, placement: Placement) -> torch.Tensor:
             array = np.repeat(array[:, :, None], 3, axis=2)
         if array.ndim != 3 or array.shape[2] not in (3, 4):
             raise ValueError(f"image must be HxWx3 RGB, got shape {array.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3]))
+        tensor = tensor_from_numpy(np.ascontiguousarray(array[:, :, :3]))
         if placement.is_cuda:
             tensor = tensor.pin_memory()
     if tensor.dtype != torch.uint8:

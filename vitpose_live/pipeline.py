@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
+_IDLE_POLL = 0.01  # seconds between calls of a waiting consumer's idle function
 
 
 class Policy(enum.Enum):
@@ -56,6 +57,8 @@ class FrameBuffer:
         """Hand ``item`` on; False when stopped first. LATEST replaces what is waiting
         (counted as dropped); FIFO waits for room. The end marker is never dropped."""
         with self._lock:
+            if item is not END and self._stop.is_set():
+                return False
             if self.policy is Policy.LATEST:
                 while item is not END and self._items and self._items[-1] is not END:
                     self._items.pop()
@@ -71,16 +74,20 @@ class FrameBuffer:
             self._lock.notify_all()
             return True
 
-    def get(self):
-        """The next item, ``END`` at the end of stream or when stopped."""
-        with self._lock:
-            while not self._items:
+    def get(self, idle: Callable[[], None] | None = None):
+        """The next item, ``END`` at the end of stream or when stopped. While waiting, ``idle``
+        (if any) is called every few milliseconds, outside the lock."""
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._items.popleft()
+                    self._lock.notify_all()
+                    return item
                 if self._stop.is_set():
                     return END
-                self._lock.wait(_POLL)
-            item = self._items.popleft()
-            self._lock.notify_all()
-            return item
+                self._lock.wait(_IDLE_POLL if idle else _POLL)
+            if idle is not None and not self._items:
+                idle()
 
     def __len__(self) -> int:
         with self._lock:
@@ -202,6 +209,14 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._account_for_unfinished_frames()
+
+    def _account_for_unfinished_frames(self) -> None:
+        """Frames still queued or in a model call when the run stopped count as dropped, so that
+        in = processed + dropped holds however the run ended."""
+        self.stats.frames_in = self._frames.put_count
+        self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_processed
+        self.stats.results_dropped = self._results.dropped
 
     @property
     def stopped(self) -> bool:
@@ -250,9 +265,9 @@ class Pipeline:
                         return
                     next_at = max(next_at + interval, time.monotonic() - interval)
                     frame = Frame(frame.image, frame.index, frame.time, time.monotonic())
-                self.stats.frames_in += 1
-                if not self._frames.put(frame):
+                if not self._frames.put(frame):  # stopped: the frame never went in
                     return
+                self.stats.frames_in += 1
                 self._count_drops()
         finally:
             close = getattr(source, "close", None)
@@ -282,10 +297,11 @@ class Pipeline:
         self.stats.frames_dropped = self._frames.dropped + self._results.dropped
         self.stats.results_dropped = self._results.dropped
 
-    def results(self) -> Iterator[object]:
-        """Results in order until the source ends; raises a stage's error when one failed."""
+    def results(self, idle: Callable[[], None] | None = None) -> Iterator[object]:
+        """Results in order until the source ends; raises a stage's error when one failed.
+        ``idle`` is called every few milliseconds while waiting (a window polls its keys there)."""
         while True:
-            item = self._results.get()
+            item = self._results.get(idle)
             if item is END:
                 self._count_drops()
                 self.raise_error()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import Placement, host_to_device, image_to_device, resolve
+from .device import Placement, host_to_device, image_to_device, resolve, tensor_from_numpy
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
@@ -269,7 +269,7 @@ class PoseEstimator:
         return self._crops(pixels, self._boxes_to_device(boxes))
 
     def _boxes_to_device(self, boxes) -> torch.Tensor:
-        return host_to_device(torch.from_numpy(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)), self.device)
+        return host_to_device(tensor_from_numpy(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)), self.device)
 
     def _crops(self, pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out_h, out_w = self.crop.height, self.crop.width

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -46,7 +47,7 @@ import torch
 
 from ..detector import DEFAULT_DETECTOR, PersonDetector
 from ..engine import EngineOptions, FrameSettings, PoseEngine, build_engine
-from ..loading import ModelLoadError
+from ..loading import ModelLoadError, check_models, quiet_hub_logging
 from ..pipeline import PipelineError
 from ..pose import DEFAULT_POSE_MODEL, PoseEstimator
 from ..render import PoseAnnotator
@@ -184,6 +185,8 @@ class ModelCache:
 
     def get(self, model: str) -> tuple[PoseEstimator, PersonDetector]:
         """The loaded pose model and detector; raises :class:`ModelLoadError` or ``ValueError``."""
+        if ("pose", model, self.detector, self.device, self.dtype) not in self._poses:
+            check_models(model, self.detector)  # both named at once, in seconds without the Hub
         pose = self._cached(
             self._poses,
             ("pose", model, self.detector, self.device, self.dtype),
@@ -433,6 +436,24 @@ def image_from_payload(payload, *, max_bytes: int, max_pixels: int) -> tuple[np.
     return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), name
 
 
+def model_error(error: ModelLoadError | ValueError) -> gr.Error:
+    """What the page says when a model cannot be loaded: which one, why, and what the person running
+    the app can do (the console gets the same one line, no traceback)."""
+    log.warning("%s", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    problems = getattr(error, "problems", ())
+    if not problems:
+        return gr.Error(str(error), title="Model not available", print_exception=False)
+    text = " ".join(f"The {p.what} '{p.spec}' could not be loaded: {p.reason}." for p in problems)
+    flags = " and ".join(f"{p.flag} DIR" for p in problems)
+    text += (
+        f" Whoever runs this app can restart it with {flags}: checkpoint directories made on a machine with "
+        "internet access (`hf download ID --local-dir DIR`, or save_pretrained)."
+    )
+    if any(p.what == "pose model" and not p.offline for p in problems):
+        text += " Meanwhile another pose model from the list may work."
+    return gr.Error(text, title="Model not available", print_exception=False)
+
+
 def _gpu(fn: Callable, duration: int = 120) -> Callable:
     """``@spaces.GPU`` (Hugging Face ZeroGPU) when the ``spaces`` package is there; else ``fn``."""
     try:
@@ -517,7 +538,7 @@ class PoseWebApp:
         try:
             return self.models.get(model)
         except (ModelLoadError, ValueError) as error:
-            raise gr.Error(str(error), title="Model not available") from None
+            raise model_error(error) from None
 
     def _image(self, payload) -> tuple[np.ndarray, str]:
         return image_from_payload(
@@ -690,7 +711,7 @@ class PoseWebApp:
                 session = self.sessions.session_for(_session_key(request), None)
                 picture, info = session.process(frame, settings, self.models, mirror=bool(mirror))
         except (ModelLoadError, ValueError) as error:
-            raise gr.Error(str(error), title="Model not available") from None
+            raise model_error(error) from None
         return picture, stats_line(info), info, session
 
     def _stream(self, frame, session, *controls, request: gr.Request = None):
@@ -815,7 +836,7 @@ class PoseWebApp:
 
                 with gr.Tab("Video", id="video"):
                     gr.Markdown(
-                        f"Videos up to **{limits.video_seconds:.0f} s** and **{limits.video_bytes // _MB} MB** "
+                        f"Videos up to {limits.video_seconds:.0f} s and {limits.video_bytes // _MB} MB "  # not bold: Gradio's bold font lacks "A" and "B" ("200 M B")
                         "(MP4, MOV, WebM, MKV, AVI…). You get an H.264 MP4 with the original audio, and every "
                         "keypoint as JSON lines (a header, then one line per frame) and as CSV."
                     )
@@ -915,11 +936,26 @@ def main(argv: list[str] | None = None) -> None:
         resolve(args.device, args.dtype)
     except ValueError as error:
         parser.error(str(error))
+    quiet_hub_logging()
     app = PoseWebApp(args.model, args.detector, args.device, args.dtype)
+    try:
+        check_models(app.default_model, app.models.detector)
+    except ModelLoadError as error:  # the page says so too, when the model is first used
+        print(f"app.py: warning: {error}", file=sys.stderr)
     demo = app.build()
     demo.launch(
         server_name=args.server_name,
         server_port=args.server_port,
         share=args.share,
         max_file_size=app.limits.video_bytes,
+        quiet=True,  # Gradio's own hint names `share=True`; ours names the flag
+        prevent_thread_lock=True,
     )
+    print(launch_lines(demo.local_url, demo.share_url), flush=True)
+    demo.block_thread()
+
+
+def launch_lines(local_url: str, share_url: str | None) -> str:
+    """What the console says once the app is up."""
+    line = f"* Running on local URL:  {local_url}"
+    return line if share_url else line + "\n* For a temporary public link, add --share"  # Gradio printed share_url
