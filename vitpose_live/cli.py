@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import VitposeError, one_line
+
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
 # Idle OpenMP workers sleep instead of spinning, so decode/encode threads keep their cores
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UserError(Exception):
+class UserError(VitposeError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -146,11 +148,8 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def open_input(args: argparse.Namespace):
-    from . import sources
+    from .sources import open_source
 
-    open_source = getattr(sources, "open_source", None)
-    if open_source is None:
-        return sources.open_file_source(args.source)
     options = {}
     if args.source.isdigit():
         if args.camera_size:
@@ -172,8 +171,8 @@ def build_engine(args: argparse.Namespace, *, live: bool):
 
     pose = PoseEstimator(args.model, device=args.device, dtype=args.dtype, expert=args.expert, flip_test=args.flip_test,
                          cuda_graphs=args.cuda_graphs)
-    # Live: detect every 3rd frame everywhere. Eager RT-DETR is bound by kernel launches, so even
-    # an H100 spends 20-26 ms per single-frame detection (bench/RESULTS.md); ByteTrack fills in.
+    # Live: detect every 3rd frame everywhere: eager RT-DETR is bound by kernel launches even on a
+    # GPU (figures in bench/RESULTS.md); ByteTrack fills in.
     det_every = args.det_every or (3 if live else 1)
     smooth = live if args.smooth is None else args.smooth
     detector = PersonDetector(
@@ -347,7 +346,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
             Path(args.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
     except (SinkError, OSError) as error:  # e.g. the disk filled up: leave nothing half-written
         _discard(args, video_sink, image_sink, keypoints_sink, stats_written=bool(args.stats_json))
-        raise UserError(_one_line(error) if isinstance(error, SinkError) else
+        raise UserError(one_line(error) if isinstance(error, SinkError) else
                         f"cannot write '{args.stats_json}': {os.strerror(error.errno or 0).lower()}") from None
     if frames == 0 and not interrupted and not live:
         raise UserError(f"'{args.source}' has no frames")
@@ -446,13 +445,8 @@ def run(args: argparse.Namespace) -> int:
 def _fail(args: argparse.Namespace, error: BaseException) -> int:
     if args.verbose:
         logging.getLogger("vitpose_live").exception("failed")
-    print(f"vitpose-live: error: {_one_line(error)}", file=sys.stderr)
+    print(f"vitpose-live: error: {one_line(error)}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,6 @@ class StageTimes:
     pose: float = 0.0
     track: float = 0.0
 
-    def as_dict(self) -> dict[str, float]:
-        return {"detect": self.detect, "pose": self.pose, "track": self.track}
-
 
 @dataclass(frozen=True)
 class Result:

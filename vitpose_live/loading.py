@@ -12,11 +12,12 @@ from typing import Any
 import torch
 
 from .device import Placement
+from .errors import VitposeError
 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(VitposeError, RuntimeError):
     """A model or its processor settings could not be loaded (message is one user-facing line)."""
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .errors import VitposeError, one_line
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
@@ -29,7 +30,7 @@ class Policy(enum.Enum):
     FIFO = "fifo"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(VitposeError, RuntimeError):
     """A stage failed; the message names the stage and the cause."""
 
 
@@ -215,7 +216,7 @@ class Pipeline:
             error = self._error
             if isinstance(error, (KeyboardInterrupt, MemoryError)):
                 raise error
-            raise PipelineError(f"{self._error_stage} failed: {_one_line(error)}") from error
+            raise PipelineError(f"{self._error_stage} failed: {one_line(error, with_type=True)}") from error
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -286,7 +287,3 @@ class Pipeline:
             self.stats.mark_done()
             yield item
 
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

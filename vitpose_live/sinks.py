@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from .errors import VitposeError
 from .types import Poses
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ REMUX_AUDIO_CODECS = frozenset({"aac", "mp3"})
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 
 
-class SinkError(Exception):
+class SinkError(VitposeError):
     """An output that cannot be written; the message is one line meant for the user."""
 
 

@@ -26,6 +26,7 @@ import av
 import cv2
 import numpy as np
 
+from .errors import VitposeError
 from .skeletons import COCO_KEYPOINTS
 from .types import Frame
 
@@ -36,7 +37,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-class SourceError(Exception):
+class SourceError(VitposeError):
     """A file that cannot be read as frames; the message is one line meant for the user."""
 
 
