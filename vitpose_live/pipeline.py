@@ -216,7 +216,7 @@ class Pipeline:
             error = self._error
             if isinstance(error, (KeyboardInterrupt, MemoryError)):
                 raise error
-            raise PipelineError(f"{self._error_stage} failed: {one_line(error, with_type=True)}") from error
+            raise PipelineError(f"{self._error_stage} failed: {one_line(error, with_type=not isinstance(error, VitposeError))}") from error
 
     def __enter__(self) -> Pipeline:
         return self.start()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import Placement, host_to_device, image_to_device, resolve
+from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
@@ -360,9 +360,9 @@ class PoseEstimator:
         """Heatmaps (N,K,h,w) for a batch of crops, in chunks of ``max_batch``; with ``flip_test``
         averaged with the flipped crops' heatmaps flipped back (one forward pass for both).
 
-        When a chunk runs out of device memory, ``max_batch`` drops to the power of two below
-        that chunk's size (and stays there for later calls), the CUDA cache is emptied and the
-        chunk is tried again; out of memory with a single crop is raised."""
+        When a chunk runs out of device memory, ``max_batch`` halves (and stays there for later
+        calls) and the chunk is tried again; out of memory with a single crop is a
+        ``DeviceMemoryError``."""
         n = pixel_values.shape[0]
         if n == 0:
             h, w = self.crop.height // 4, self.crop.width // 4
@@ -376,15 +376,11 @@ class PoseEstimator:
                 batch = torch.cat([batch, batch.flip(-1)])
             try:
                 heatmaps = (self._graphed or self._heatmaps)(batch)
-            except (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError):
-                if size == 1:
-                    raise
+            except OUT_OF_MEMORY:
                 heatmaps = None
             if heatmaps is None:  # out of memory; handled here, where the failed pass's tensors are freed
                 del batch
-                self.max_batch = 1 << ((size - 1).bit_length() - 1)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
+                self.max_batch = back_off(self.device, size, what="pose model", items="crop", flag="--model")
                 log.warning(
                     "%s out of memory with %d crops at once: pose batches are now at most %d",
                     self.device, size, self.max_batch,
