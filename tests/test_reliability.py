@@ -590,6 +590,50 @@ def test_a_disk_that_fills_up_mid_run_is_one_clear_line_and_leaves_no_file(
     assert not out.exists() and not keypoints.exists()
 
 
+def noise_clip(path: Path, frames: int = 60) -> Path:
+    """160x120 random pixels: x264 cannot compress them, so the annotated video grows fast."""
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for _ in range(frames):
+            picture = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+# The CLI, noting in a file whether the video sink ever got to finalising (an empty file: within any size limit).
+CLI_NOTING_CLOSE = """import sys
+from pathlib import Path
+from vitpose_live.sinks import VideoFileSink
+close = VideoFileSink.close
+def noting_close(self):
+    Path(sys.argv[1]).touch()
+    return close(self)
+VideoFileSink.close = noting_close
+from vitpose_live.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_disk_that_fills_up_while_frames_are_written_is_one_clear_line_and_leaves_no_file(
+    tmp_path, pose_dir, detector_dir
+):
+    """The annotated noise grows about 8 kB a frame; files stop growing at 64 kB (RLIMIT_FSIZE in
+    the child), so a frame's write fails long before the last frame, and the sink never finalises."""
+    source, out, closed = noise_clip(tmp_path / "noise.mp4"), tmp_path / "out.mp4", tmp_path / "closed"
+    arguments = cli_command(pose_dir, detector_dir, "--source", source, "--output", out, "--max-persons", 1,
+                            "--no-progress")[2:]  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", CLI_NOTING_CLOSE, closed, *arguments], cwd=REPO, env=child_env(),
+                           capture_output=True, text=True, timeout=180, preexec_fn=_limit_file_size(65536))  # fmt: skip
+
+    assert child.returncode == 2, child.stderr[-2000:]
+    assert_one_clear_line(child.stderr, "out.mp4", "file too large")
+    assert not closed.exists()  # it failed while writing frames, not while finalising
+    assert not out.exists()
+
+
 # --- signals ------------------------------------------------------------------------------------
 
 

@@ -164,7 +164,10 @@ class VideoFileSink:
         yuv = cv2.cvtColor(self._pad(image), cv2.COLOR_RGB2YUV_I420)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base, frame.duration = pts, self.time_base, self._frame_ticks
-        self._container.mux(self._video.encode(frame))
+        try:
+            self._container.mux(self._video.encode(frame))
+        except (OSError, av.error.FFmpegError) as error:  # e.g. the disk filled up mid-run
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
         self._last_pts = pts
         self._end_pts = pts + self._frame_ticks
         self.frames_written += 1
