@@ -316,17 +316,34 @@ def test_a_file_without_pictures_is_one_clear_line_and_no_output(run_cli, tmp_pa
     assert not out.exists() and not keypoints.exists()
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_is_one_clear_line(run_cli, tmp_path, small_clips):
+def _without_read_permission(tmp_path, small_clips):
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode (the /proc/self/mem case runs as root)")
     source = tmp_path / "private.mp4"
     shutil.copy(small_clips[".mp4"], source)
     source.chmod(0)
+    return source
+
+
+def _reading_fails_even_for_root(tmp_path, small_clips):
+    source = tmp_path / "private.mp4"
+    source.symlink_to("/proc/self/mem")  # reading at offset 0 is an I/O error for every user
+    return source
+
+
+@pytest.mark.skipif(os.name != "posix" or not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("make, reason", [(_without_read_permission, "private.mp4"),
+                                          (_reading_fails_even_for_root, "input/output error")],
+                         ids=["mode 000", "reads fail for root too"])  # fmt: skip
+def test_an_unreadable_file_is_one_clear_line(run_cli, tmp_path, small_clips, make, reason):
+    source = make(tmp_path, small_clips)
     try:
         code, err = run_cli("--source", source, "--output", tmp_path / "out.mp4")
     finally:
-        source.chmod(0o644)
+        if not source.is_symlink():
+            source.chmod(0o644)
     assert code == 2
-    assert_one_clear_line(err, "private.mp4")
+    assert_one_clear_line(err, "private.mp4", reason)
     assert not (tmp_path / "out.mp4").exists()
 
 
