@@ -201,7 +201,11 @@ class Pipeline:
         self._stop.set()
         source = self._opened
         if source is not None and getattr(source, "is_live", False) and self._threads[0].is_alive():
-            source.close()  # live sources close from any thread (tests/test_live_sources.py)
+            # Live sources close from any thread, but may wait for a read in flight: not on ours.
+            closer = threading.Thread(target=source.close, name="vitpose-close", daemon=True)
+            closer.start()
+            self._threads.append(closer)
+            self._opened = None
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
