@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media import make_clip, probe
+from needs import need
 
 from vitpose_live.render import FACE, LEFT, RIGHT, TORSO
 from vitpose_live.sinks import read_keypoints_jsonl
@@ -98,8 +99,7 @@ def skeleton_pixels(image: np.ndarray) -> int:
 
 @pytest.fixture
 def xvfb():
-    if not shutil.which("Xvfb"):
-        pytest.skip("needs Xvfb (.ci/run installs it)")
+    need(bool(shutil.which("Xvfb")), "needs Xvfb (.ci/run installs it)")
     display = ":%d" % (90 + os.getpid() % 9)
     server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
