@@ -299,4 +299,3 @@ class Pipeline:
             self.stats.frames_processed += 1
             self.stats.mark_done()
             yield item
-
