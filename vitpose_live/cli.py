@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
     models.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     models.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
-    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index (default coco)")
-    models.add_argument("--flip-test", action="store_true", help="average with the horizontally flipped crop")
+    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index; only one the checkpoint "
+                        "has a head for (default: its head's, coco for the transformers checkpoints)")
+    models.add_argument("--flip-test", action="store_true",
+                        help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
                         help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
     models.add_argument("--batch", type=int, default=None,
