@@ -591,7 +591,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_a_disk_that_fills_up_mid_run_is_one_clear_line_and_leaves_no_file(
+def test_a_disk_that_fills_up_while_finalising_is_one_clear_line_and_leaves_no_file(
     tmp_path, pose_dir, detector_dir, small_clips
 ):
     """Files stop growing at 6 kB (RLIMIT_FSIZE in a child process): the video fails when it is
