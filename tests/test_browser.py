@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from needs import need
 
 from vitpose_live.sources import SyntheticSource
 
@@ -17,12 +18,12 @@ CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(f"no {CHROMIUM} (Debian package 'chromium')", allow_module_level=True)
+need(os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK), f"no {CHROMIUM} (Debian package 'chromium')",
+     module=True)  # fmt: skip
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:
-    pytest.skip("the 'playwright' Python package is not installed", allow_module_level=True)
+    need(False, "the 'playwright' Python package is not installed", module=True)
 
 
 def write_y4m(path: Path, *, width: int = 320, height: int = 240, fps: int = 15, frames: int = 45) -> Path:

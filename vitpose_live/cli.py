@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import VitposeError, one_line
+
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
 # Idle OpenMP workers sleep instead of spinning, so decode/encode threads keep their cores
@@ -43,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
     models.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     models.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
-    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index (default coco)")
-    models.add_argument("--flip-test", action="store_true", help="average with the horizontally flipped crop")
+    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index; only one the checkpoint "
+                        "has a head for (default: its head's, coco for the transformers checkpoints)")
+    models.add_argument("--flip-test", action="store_true",
+                        help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
                         help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
     models.add_argument("--batch", type=int, default=None,
@@ -78,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UserError(Exception):
+class UserError(VitposeError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -334,13 +338,8 @@ def run_cli(args: argparse.Namespace) -> int:
 def _fail(args: argparse.Namespace, error: BaseException) -> int:
     if args.verbose:
         logging.getLogger("vitpose_live").exception("failed")
-    print(f"vitpose-live: error: {_one_line(error)}", file=sys.stderr)
+    print(f"vitpose-live: error: {one_line(error)}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

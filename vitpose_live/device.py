@@ -7,6 +7,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import VitposeError
+
+# What torch raises when an allocation fails on the device (torch.cuda.OutOfMemoryError is the same class).
+OUT_OF_MEMORY = (torch.OutOfMemoryError,)
+
+
+class DeviceMemoryError(VitposeError, RuntimeError):
+    """The device ran out of memory even for one item at a time (one line for the user)."""
+
+
+def back_off(device: torch.device, failed: int, *, what: str, items: str, flag: str) -> int:
+    """The batch size to try after ``failed`` items at once ran out of memory: half of it (the
+    device's cached blocks freed first); at one item, :class:`DeviceMemoryError`."""
+    if failed <= 1:
+        raise DeviceMemoryError(
+            f"out of memory on {device} with a single {items} in the {what}: "
+            f"try a smaller {flag}, --dtype fp16, or --device cpu"
+        )
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return failed // 2
+
 _DTYPE_NAMES = {
     "fp32": torch.float32,
     "float32": torch.float32,

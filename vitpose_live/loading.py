@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from .device import Placement
 
+from .errors import VitposeError
+
 log = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT = 3.0  # seconds for the one request that tells whether the Hub answers
@@ -36,7 +38,7 @@ class ModelProblem:
     offline: bool = False  # a Hub id that needs a checkpoint directory (no cache, no network)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(VitposeError, RuntimeError):
     """A model or its processor settings could not be loaded (message is one user-facing line);
     ``problems`` lists each model that failed, for faces that word it their own way."""
 

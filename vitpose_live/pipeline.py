@@ -4,10 +4,11 @@
   dropped and counted, so latency stays at one inference.
 - ``Policy.FIFO`` (files): a bounded queue with back-pressure; nothing is dropped, order is kept.
 
-Stopping is one shared event; every blocking call waits with a timeout and checks it, so
-``stop()`` returns within a second even when a source or a model call is stuck (those threads
-are daemons and are abandoned). An exception in any stage stops the pipeline and is raised
-again from ``results()`` / ``join()``.
+Stopping is one shared event; every wait between the stages polls it. ``stop()`` also closes a
+live source, which ends a read blocked on the camera or the network, and waits for the model call
+in flight, so that within its second no thread of the pipeline is left. (A read stuck in native
+code that closing cannot end would stay: ``alive()`` names it.) An exception in any stage stops
+the pipeline and is raised again from ``results()`` / ``join()``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .errors import VitposeError, one_line
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
@@ -30,7 +32,7 @@ class Policy(enum.Enum):
     FIFO = "fifo"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(VitposeError, RuntimeError):
     """A stage failed; the message names the stage and the cause."""
 
 
@@ -193,6 +195,7 @@ class Pipeline:
         self._error_stage = ""
         self.stats = PipelineStats()
         self._threads: list[threading.Thread] = []
+        self._opened = None  # the source being read, once the capture thread has it
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -203,9 +206,17 @@ class Pipeline:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 0.5) -> None:
-        """Signal every stage to stop and wait up to ``timeout`` seconds in all."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Signal every stage to stop, close a live source (ending a blocked read) and wait up to
+        ``timeout`` seconds in all for the threads to end."""
         self._stop.set()
+        source = self._opened
+        if source is not None and getattr(source, "is_live", False) and self._threads[0].is_alive():
+            # Live sources close from any thread, but may wait for a read in flight: not on ours.
+            closer = threading.Thread(target=source.close, name="vitpose-close", daemon=True)
+            closer.start()
+            self._threads.append(closer)
+            self._opened = None
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -234,7 +245,8 @@ class Pipeline:
             error = self._error
             if isinstance(error, (KeyboardInterrupt, MemoryError)):
                 raise error
-            raise PipelineError(f"{self._error_stage} failed: {_one_line(error)}") from error
+            cause = one_line(error, with_type=not isinstance(error, VitposeError))
+            raise PipelineError(f"{self._error_stage} failed: {cause}") from error
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -252,7 +264,7 @@ class Pipeline:
             self._stop.set()
 
     def _capture(self) -> None:
-        source = self._source() if callable(self._source) else self._source
+        source = self._opened = self._source() if callable(self._source) else self._source
         interval = 1.0 / self.realtime_fps if self.realtime_fps else 0.0
         next_at = time.monotonic()
         try:
@@ -280,6 +292,8 @@ class Pipeline:
             frames = []
             while len(frames) < self.batch and (frame := self._frames.get()) is not END:
                 frames.append(frame)
+            if self._stop.is_set():  # stopped: frames still queued are not worth a model call
+                return
             if frames:
                 start = time.perf_counter()
                 results = self._process_batch(frames) if self.batch > 1 else [self._process(frames[0])]
@@ -309,8 +323,3 @@ class Pipeline:
             self.stats.frames_processed += 1
             self.stats.mark_done()
             yield item
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

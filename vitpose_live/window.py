@@ -16,6 +16,8 @@ import time
 import cv2
 import numpy as np
 
+from .errors import VitposeError
+
 KEYS = {
     ord("q"): "quit",
     27: "quit",  # Esc
@@ -28,10 +30,9 @@ KEYS = {
     ord("="): "more",
     ord("-"): "fewer",
 }
-HELP = "q/Esc quit · space pause · s snapshot · b boxes · i ids · h HUD · +/- keypoint threshold"
 
 
-class NoDisplayError(RuntimeError):
+class NoDisplayError(VitposeError, RuntimeError):
     """There is no screen to open a window on."""
 
 
