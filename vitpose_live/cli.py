@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         "an rtsp/rtmp/http URL, or 'synthetic'",
     )
     parser.add_argument("--output", help="annotated video (.mp4) or image (.jpg/.png) to write")
-    parser.add_argument("--keypoints", help="write keypoints as JSON lines (a header, then one line per frame)")
+    parser.add_argument("--keypoints", help="write keypoints: .jsonl (JSON lines: a header, then one line per frame), "
+                        ".csv (one row per person per frame) or .json (COCO keypoint results)")
     models = parser.add_argument_group("models")
     models.add_argument("--model", default=DEFAULT_POSE_MODEL, help="ViTPose Hub id or local directory")
     models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--stats-json", help="write run statistics (fps, latency, drops, stage ms) as JSON")
     live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
+    from .batch import add_collection_arguments
+
+    add_collection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log details (and show tracebacks)")
     return parser
@@ -128,6 +132,10 @@ def _validate(args: argparse.Namespace) -> None:
             kind = "an image" if source_is_image else "a video"
             raise UserError(f"--output for {kind} must end in one of {', '.join(sorted(wanted))}")
         check_writable(Path(args.output))
+    if args.keypoints:
+        from .exports import keypoints_format
+
+        keypoints_format(args.keypoints)
     for path in (args.keypoints, args.stats_json):
         if path:
             check_writable(Path(path))
@@ -244,14 +252,16 @@ def file_batch(args: argparse.Namespace, engine, live: bool) -> int:
     return args.batch or (8 if engine.pose.placement.is_cuda else 4)
 
 
-def annotate_file(args: argparse.Namespace, window=None) -> Summary:
-    """Decode → detect → pose → draw → encode/show (and keypoints), in threads."""
+def annotate_file(args: argparse.Namespace, window=None, engine=None) -> Summary:
+    """Decode → detect → pose → draw → encode/show (and keypoints), in threads. ``engine``: one
+    built before (a collection reuses one per process); its tracking state is reset."""
     from tqdm import tqdm
 
     from .engine import warm_up
     from .pipeline import Pipeline, Policy
     from .render import HudAnnotator, PoseAnnotator
-    from .sinks import ImageFileSink, KeypointsJsonlSink, SinkError, VideoFileSink
+    from .exports import open_keypoints_sink
+    from .sinks import ImageFileSink, SinkError, VideoFileSink
     from .sources import ImageSource
 
     from .control import LatencyController
@@ -266,7 +276,10 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
     interrupted = False
     pipeline = controller = None
     try:
-        engine = build_engine(args, live=live)
+        if engine is None:
+            engine = build_engine(args, live=live)
+        else:
+            engine.reset()
         controller = LatencyController(args.latency_target) if args.latency_target else None
         info, total = _source_info(source, args.source)
         if live:
@@ -290,7 +303,7 @@ def annotate_file(args: argparse.Namespace, window=None) -> Summary:
                 audio_from=args.source if getattr(video_info, "has_audio", False) and not live else None,
             )
         if args.keypoints:
-            keypoints_sink = KeypointsJsonlSink(args.keypoints, header=keypoints_header(engine, info))
+            keypoints_sink = open_keypoints_sink(args.keypoints, header=keypoints_header(engine, info))
         first_capture = None
         bar = tqdm(total=total, unit="frame", disable=args.no_progress or total == 1, dynamic_ncols=True)
         with bar, pipeline:
@@ -419,6 +432,10 @@ def _snapshot(picture, frame, poses) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output_dir is not None:  # a collection: every video and image under --source
+        from .batch import run_collection
+
+        return run_collection(args)
     try:
         window = open_window(args)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
