@@ -21,7 +21,7 @@ from .batch import Job, ManifestEntry, Recorder, process_input
 # Test hook: with this set to a path, the first worker that manages to create that file dies
 # (os._exit) while its input is half written — a killed process or a lost node.
 CRASH_ONCE_ENV = "VITPOSE_LIVE_TEST_CRASH_ONCE"
-_FORWARDED_ENV = ("VITPOSE_LIVE_", "HF_", "TRANSFORMERS_")
+_FORWARDED_ENV = "VITPOSE_LIVE_"  # a runtime_env costs seconds per actor: only when one is set
 
 
 class Worker:
