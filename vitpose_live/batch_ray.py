@@ -76,7 +76,7 @@ def _connect(address: str, verbose: bool) -> bool:
             ray.init(include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - any failure to connect is one line for the user
         raise UserError(f"cannot reach the Ray cluster at '{address}': {str(error).strip().splitlines()[0]}") from None
     return True
 
