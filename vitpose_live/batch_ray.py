@@ -145,8 +145,11 @@ class _Scheduler:
                 else:
                     self._recorder.record(entry)
         except KeyboardInterrupt:
-            for actor, job, _ in running.values():
+            for actor, _, _ in running.values():
                 ray.kill(actor)
+            if running:  # until they are gone, so that no rename comes after the clean-up
+                ray.wait(list(running), num_returns=len(running), timeout=10)
+            for _, job, _ in running.values():
                 job.remove_partials()
             raise
 
