@@ -125,6 +125,14 @@ def test_bad_collection_options_are_one_line_and_exit_2_before_any_work(run_cli,
     assert not (out / "manifest.jsonl").exists()
 
 
+@pytest.mark.parametrize("extra", [["--formats", "csv"], ["--no-video"], ["--ray"], ["--overwrite"]])
+def test_collection_options_without_output_dir_are_one_line_not_ignored(run_cli, tmp_path, extra):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=False, **SMALL)
+    code, err = run_cli("--source", clip, "--keypoints", tmp_path / "k.jsonl", *extra)
+    assert code == 2 and err == f"vitpose-live: error: {extra[0]} is for collections: add --output-dir OUT " \
+        "(and a folder or glob as --source)\n"
+
+
 def test_a_folder_without_media_is_one_line(run_cli, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("text\n")

@@ -203,6 +203,19 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--retries must not be negative")
 
 
+def check_single_input(args: argparse.Namespace) -> None:
+    """Collection options given without ``--output-dir`` would be ignored: say so instead."""
+    from .cli import UserError
+
+    if getattr(args, "output_dir", None) is not None:
+        return
+    given = [flag for flag, value in (("--formats", args.formats != "jsonl"), ("--no-video", args.no_video),
+                                      ("--overwrite", args.overwrite), ("--ray", args.ray is not None),
+                                      ("--workers", args.workers is not None)) if value]
+    if given:
+        raise UserError(f"{given[0]} is for collections: add --output-dir OUT (and a folder or glob as --source)")
+
+
 def prepare(args: argparse.Namespace) -> list[Job]:
     """Check the options, make ``OUT`` and list the jobs (one-line errors before any work)."""
     from . import cli

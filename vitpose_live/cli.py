@@ -132,9 +132,11 @@ def _validate(args: argparse.Namespace) -> None:
             kind = "an image" if source_is_image else "a video"
             raise UserError(f"--output for {kind} must end in one of {', '.join(sorted(wanted))}")
         check_writable(Path(args.output))
-    if args.keypoints:
-        from .exports import keypoints_format
+    from .batch import check_single_input
+    from .exports import keypoints_format
 
+    check_single_input(args)
+    if args.keypoints:
         keypoints_format(args.keypoints)
     for path in (args.keypoints, args.stats_json):
         if path:
@@ -432,7 +434,7 @@ def _snapshot(picture, frame, poses) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output_dir is not None:  # a collection: every video and image under --source
+    if getattr(args, "output_dir", None) is not None:  # a collection: every video and image under --source
         from .batch import run_collection
 
         return run_collection(args)
