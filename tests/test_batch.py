@@ -107,6 +107,15 @@ def test_discovery_recurses_follows_globs_and_leaves_out_hidden_files_and_the_ou
     assert jobs["b.mp4"].video.name == "b.mp4"
 
 
+def test_a_glob_of_clips_only_in_subfolders_gives_the_same_tree(run_cli, tmp_path):
+    for name in ("x/1.mp4", "y/z/2.mp4"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True)
+        make_clip(tmp_path / "in" / name, frames=2, audio=False, **SMALL)
+    code, err = run_cli(*collection_args(tmp_path / "in" / "**" / "*.mp4", tmp_path / "out"))
+    assert code == 0, err
+    assert sorted(output_files(tmp_path / "out")) == ["x/1.jsonl", "x/1.mp4", "y/z/2.jsonl", "y/z/2.mp4"]
+
+
 @pytest.mark.parametrize(
     "extra,words",
     [

@@ -232,7 +232,7 @@ def prepare(args: argparse.Namespace) -> list[Job]:
     except OSError as error:
         raise SinkError(f"cannot create '{out_dir}': {(error.strerror or str(error)).lower()}") from None
     jobs = plan(root, files, out_dir, formats, video=not args.no_video)
-    cli._validate(_input_args(args, jobs[0], output=jobs[0].video, keypoints=out_dir / MANIFEST))
+    cli._validate(_input_args(args, jobs[0], output=None, keypoints=out_dir / MANIFEST))  # the shared options
     return jobs
 
 
