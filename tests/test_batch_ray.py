@@ -13,9 +13,15 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
+def local_ray(tmp_path_factory):
+    """A 2-CPU Ray whose workers die once mid-input after :func:`arm_the_crash` (they inherit
+    the environment it starts with)."""
+    marker = tmp_path_factory.mktemp("crash") / "crashed"
+    marker.touch()  # disarmed: only a worker that creates the file dies
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CRASH_ONCE_ENV, str(marker))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield marker
     ray.shutdown()
 
 
@@ -45,18 +51,18 @@ def test_ray_gives_the_same_statuses_and_keypoints_as_the_local_run(run_cli, tmp
 
 
 def test_an_input_whose_worker_dies_half_way_is_retried_on_another_worker_and_finished(
-        run_cli, tmp_path, local_ray, monkeypatch):
+        run_cli, tmp_path, local_ray):
     source, out = tmp_path / "in", tmp_path / "out"
     source.mkdir()
     for name in ("1.mp4", "2.mp4"):
-        make_clip(source / name, frames=24, audio=False, **SMALL)
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed"))  # the first worker to start an input dies
+        make_clip(source / name, frames=12, audio=False, **SMALL)
+    local_ray.unlink()  # armed: the first worker to start an input dies half-way through it
     code, err = run_cli(*collection_args(source, out, "--ray", "--workers", 2))
     assert code == 0, err
-    assert (tmp_path / "crashed").exists()
+    assert local_ray.exists()
     entries = read_manifest(out)
     assert sorted((e["source"], e["status"]) for e in entries) == [("1.mp4", "ok"), ("2.mp4", "ok")]  # once each
     assert sorted(e["attempts"] for e in entries) == [1, 2]
     assert set(output_files(out)) == {"1.mp4", "1.jsonl", "2.mp4", "2.jsonl"}  # no partial file left
     for name in ("1", "2"):
-        assert probe(out / f"{name}.mp4")["frames"] == 24 and len(read_keypoints_jsonl(out / f"{name}.jsonl")[1]) == 24
+        assert probe(out / f"{name}.mp4")["frames"] == 12 and len(read_keypoints_jsonl(out / f"{name}.jsonl")[1]) == 12

@@ -18,10 +18,10 @@ from collections import deque
 
 from .batch import Job, ManifestEntry, Recorder, process_input
 
-# Test hook: with this set to a path, the first worker that manages to create that file dies
-# (os._exit) while its input is half written — a killed process or a lost node.
+# Test hook: with this set to a path (in the environment Ray starts with), the first worker that
+# manages to create that file dies (os._exit) while its input is half written — a killed process
+# or a lost node.
 CRASH_ONCE_ENV = "VITPOSE_LIVE_TEST_CRASH_ONCE"
-_FORWARDED_ENV = "VITPOSE_LIVE_"  # a runtime_env costs seconds per actor: only when one is set
 
 
 class Worker:
@@ -116,10 +116,7 @@ class _Scheduler:
     def __init__(self, args: argparse.Namespace, recorder: Recorder, gpus: float) -> None:
         import ray
 
-        env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
-        self._actor = ray.remote(Worker).options(
-            num_cpus=1, num_gpus=gpus, max_restarts=0, runtime_env={"env_vars": env} if env else None
-        )
+        self._actor = ray.remote(Worker).options(num_cpus=1, num_gpus=gpus, max_restarts=0)
         self._args = {k: v for k, v in vars(args).items()}
         self._recorder = recorder
         self._retries = args.retries
