@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every CPU benchmark in one go (about 8 minutes on 2 cores): end to end vs the recipe, model
-# throughput vs the FLOP limit, live latency, drawing. Logs and JSON go to $OUT (default bench/out).
+# throughput vs the FLOP limit, live latency, drawing, a
+# collection locally and on a local Ray. Logs and JSON go to $OUT (default bench/out).
 # The GPU counterpart is bench/run_gpu.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +11,4 @@ python bench/bench_e2e.py --out "$OUT/e2e.json" 2>&1 | tee "$OUT/e2e.log"
 python bench/bench_models.py --out "$OUT/models.json" 2>&1 | tee "$OUT/models.log"
 python bench/bench_live.py --out "$OUT/live.json" 2>&1 | tee "$OUT/live.log"
 python bench/bench_render.py 2>&1 | tee "$OUT/render.log"
+python bench/bench_batch.py --out "$OUT/batch.json" 2>&1 | tee "$OUT/batch.log"
