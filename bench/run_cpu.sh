@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Every CPU benchmark in one go (about 8 minutes on 2 cores): end to end vs the recipe, model
-# throughput vs the FLOP limit, live latency, drawing, a
-# collection locally and on a local Ray. Logs and JSON go to $OUT (default bench/out).
+# Every CPU benchmark in one go (about 10 minutes on 2 cores): end to end vs the recipe, model
+# throughput vs the FLOP limit, live latency, drawing, a collection locally and on a local Ray. Logs and JSON go to $OUT (default bench/out).
 # The GPU counterpart is bench/run_gpu.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 
 from .batch import Job, ManifestEntry, Recorder, process_input
 
@@ -94,6 +95,8 @@ def run_on_ray(jobs: list[Job], args: argparse.Namespace, recorder: Recorder) ->
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         workers = args.workers or _default_workers(gpus)
+        # Actors run in other folders, on other nodes: absolute paths (the same on every node).
+        jobs = [replace(job, source=job.source.absolute(), base=job.base.absolute()) for job in jobs]
         _Scheduler(args, recorder, gpus).run(jobs, min(workers, len(jobs)))
     finally:
         if started:
