@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -160,9 +161,7 @@ def plan(root: Path, files: list[Path], out_dir: Path, formats: tuple[str, ...],
     from .sources import IMAGE_EXTENSIONS
 
     relative = [path.relative_to(root) for path in files]
-    stems: dict[tuple, int] = {}
-    for rel in relative:
-        stems[(rel.parent, rel.stem.casefold())] = stems.get((rel.parent, rel.stem.casefold()), 0) + 1
+    stems = Counter((rel.parent, rel.stem.casefold()) for rel in relative)
     jobs = []
     for path, rel in zip(files, relative):
         name = rel.stem if stems[(rel.parent, rel.stem.casefold())] == 1 else rel.name
