@@ -36,11 +36,15 @@ class Worker:
 
             _quiet_libraries()
 
-    def process(self, job: Job, attempt: int) -> ManifestEntry:
+    def warm(self) -> None:
+        """Load the models now (a replacement takes inputs only once they are loaded)."""
         from .cli import build_engine
 
         if self._engine is None:
             self._engine = build_engine(self._args, live=False)
+
+    def process(self, job: Job, attempt: int) -> ManifestEntry:
+        self.warm()
         _crash_once_mid_input(job)
         return process_input(job, self._args, self._engine, attempt=attempt)
 
@@ -113,19 +117,24 @@ def _default_workers(gpus: float) -> int:
 
 
 class _Scheduler:
-    """Hands one input at a time to each idle actor; replaces actors that die."""
+    """Hands one input at a time to each idle actor. An actor that dies is replaced by a new one,
+    which takes inputs once its models are loaded (until then, warm actors take them, the retried
+    input first); at most ``(retries + 1) × workers`` replacements in all."""
 
     def __init__(self, args: argparse.Namespace, recorder: Recorder, gpus: float) -> None:
         import ray
 
         self._actor = ray.remote(Worker).options(num_cpus=1, num_gpus=gpus, max_restarts=0)
-        self._args = {k: v for k, v in vars(args).items()}
+        self._args = dict(vars(args))
         self._recorder = recorder
         self._retries = args.retries
+        self._replacements = 0
+        self._starting: dict = {}  # ref of warm() -> the actor loading its models
 
     def run(self, jobs: list[Job], workers: int) -> None:
         import ray
 
+        self._replacements = (self._retries + 1) * workers
         queue = deque((job, 1) for job in jobs)
         idle = [self._actor.remote(self._args) for _ in range(workers)]
         running: dict = {}
@@ -135,14 +144,23 @@ class _Scheduler:
                     actor, (job, attempt) = idle.pop(), queue.popleft()
                     self._recorder.start(job)
                     running[actor.process.remote(job, attempt)] = (actor, job, attempt)
-                (ref,), _ = ray.wait(list(running), num_returns=1)
+                if not (running or self._starting):  # no worker left and none could be started
+                    self._give_up(queue)
+                    return
+                (ref,), _ = ray.wait([*running, *self._starting], num_returns=1)
+                if ref in self._starting:
+                    self._started(ref, idle)
+                    continue
                 actor, job, attempt = running.pop(ref)
                 entry, alive = self._outcome(ref, job, attempt)
-                idle.append(actor if alive else self._actor.remote(self._args))
                 if entry is None:
                     queue.appendleft((job, attempt + 1))
                 else:
                     self._recorder.record(entry)
+                if alive:
+                    idle.append(actor)
+                elif queue:
+                    self._replace()
         except KeyboardInterrupt:
             for actor, _, _ in running.values():
                 ray.kill(actor)
@@ -151,6 +169,36 @@ class _Scheduler:
             for _, job, _ in running.values():
                 job.remove_partials()
             raise
+
+    def _replace(self) -> None:
+        if self._replacements > 0:
+            self._replacements -= 1
+            actor = self._actor.remote(self._args)
+            self._starting[actor.warm.remote()] = actor
+
+    def _started(self, ref, idle: list) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        from .cli import UserError, _one_line
+        from .loading import ModelLoadError
+
+        actor = self._starting.pop(ref)
+        try:
+            ray.get(ref)
+        except RayActorError:
+            self._replace()
+            return
+        except RayTaskError as error:
+            if isinstance(error.cause, ModelLoadError):
+                raise error.cause from None
+            raise UserError(f"a Ray worker could not load the models: {_one_line(error.cause or error)}") from None
+        idle.append(actor)
+
+    def _give_up(self, queue: deque) -> None:
+        for job, attempt in queue:
+            reason = "no worker could be started to take it (workers died)"
+            self._recorder.record(ManifestEntry(job.name, "error", error=reason, attempts=attempt))
 
     def _outcome(self, ref, job: Job, attempt: int) -> tuple[ManifestEntry | None, bool]:
         """(the entry, or None to try again; whether the actor is still alive)."""
