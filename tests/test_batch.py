@@ -12,12 +12,18 @@ from pathlib import Path
 import cv2
 import pytest
 from media import make_clip, make_image, probe
-from test_cli import REPO, as_in_a_terminal
 
 from vitpose_live.batch import discover, plan
 from vitpose_live.sinks import read_keypoints_jsonl
 
 SMALL = {"width": 96, "height": 72}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def as_in_a_terminal():
+    """Ctrl-C reaches the child as in a terminal, even when the suite runs as a background job
+    (which starts children with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_collection(root: Path) -> Path:
