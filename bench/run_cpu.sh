@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every CPU benchmark in one go (about 10 minutes on 2 otherwise idle cores): end to end vs the
 # recipe at 5, 1 and 20 persons per frame, model throughput vs the FLOP limit, live latency,
-# drawing. JSON goes to $OUT (default bench/results, committed: bench/RESULTS.md cites these
+# drawing, a collection locally and on a local Ray. JSON goes to $OUT (default bench/results, committed: bench/RESULTS.md cites these
 # files), logs to $OUT/logs. The GPU counterpart is bench/run_gpu.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +16,4 @@ done
 python bench/bench_live.py --out "$OUT/cpu-live-tiny.json" 2>&1 | tee "$OUT/logs/cpu-live-tiny.log"
 python bench/bench_models.py --out "$OUT/cpu-models.json" 2>&1 | tee "$OUT/logs/cpu-models.log"
 python bench/bench_render.py 2>&1 | tee "$OUT/logs/cpu-render.log" && cp bench/out/render.json "$OUT/cpu-render.json"
+python bench/bench_batch.py --out "$OUT/cpu-batch.json" 2>&1 | tee "$OUT/logs/cpu-batch.log"

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from media import make_clip, probe
 
 from vitpose_live.render import FACE, LEFT, RIGHT, TORSO

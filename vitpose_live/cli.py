@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         "an rtsp/rtmp/http URL, or 'synthetic'",
     )
     parser.add_argument("--output", help="annotated video (.mp4) or image (.jpg/.png) to write")
-    parser.add_argument("--keypoints", help="write keypoints as JSON lines (a header, then one line per frame)")
+    parser.add_argument("--keypoints", help="write keypoints: .jsonl (JSON lines: a header, then one line per frame), "
+                        ".csv (one row per person per frame) or .json (COCO keypoint results)")
     models = parser.add_argument_group("models")
     models.add_argument("--model", default=DEFAULT_POSE_MODEL, help="ViTPose Hub id or local directory")
     models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--snapshot-dir", default=".", help="where the window's s key saves snapshots (default: here)")
     live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
+    from .batch import add_collection_arguments
+
+    add_collection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log details (and show tracebacks)")
     return parser
@@ -116,7 +119,8 @@ class Summary:
 
 def check_arguments(args: argparse.Namespace):
     """The source's kind, once everything that needs no model is checked (before torch loads)."""
-    from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable
+    from .batch import check_single_input
+    from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable, keypoints_format
     from .sources.spec import SourceKind, classify
 
     spec = classify(args.source)
@@ -132,6 +136,12 @@ def check_arguments(args: argparse.Namespace):
         wanted = IMAGE_OUTPUT_EXTENSIONS if image else VIDEO_EXTENSIONS
         if suffix not in wanted:
             raise UserError(f"--output for {'an image' if image else 'a video'} must end in one of {', '.join(sorted(wanted))}")
+    try:
+        check_single_input(args)
+        if args.keypoints:
+            keypoints_format(args.keypoints)
+    except SinkError as error:
+        raise UserError(str(error)) from None
     for path in (args.output, args.keypoints, args.stats_json):
         if path:
             try:
@@ -193,7 +203,8 @@ def open_input(args: argparse.Namespace, spec):
 
 def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
     from .run import Outputs
-    from .sinks import ImageFileSink, KeypointsJsonlSink, VideoFileSink, keypoints_header
+    from .exports import open_keypoints_sink
+    from .sinks import ImageFileSink, VideoFileSink, keypoints_header
     from .sources.spec import SourceKind
 
     info = source.info
@@ -208,7 +219,7 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
         if args.keypoints:
             header = keypoints_header(engine, {"source": args.source, "width": info.width,
                                                "height": info.height, "fps": info.fps})
-            outputs.records.append(KeypointsJsonlSink(args.keypoints, header=header))
+            outputs.records.append(open_keypoints_sink(args.keypoints, header=header))
     except BaseException:
         outputs.abort()
         raise
@@ -239,8 +250,9 @@ def file_batch(args: argparse.Namespace, engine) -> int:
     return args.batch or (8 if engine.pose.placement.is_cuda else 4)
 
 
-def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
-    """Source → engine → outputs (and the window), through the one run loop."""
+def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summary:
+    """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
+    before for a file (a collection reuses one per process); its tracking state is reset."""
     from .control import LatencyController
     from .engine import build_engine
     from .render import HudAnnotator, PoseAnnotator
@@ -250,8 +262,11 @@ def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
     source = open_input(args, spec)
     live = source.is_live or args.realtime
     try:
-        engine = build_engine(engine_options(args, live=live))
-        _warn_about(engine, args)
+        if engine is None or live:
+            engine = build_engine(engine_options(args, live=live))
+            _warn_about(engine, args)
+        else:
+            engine.reset()
         outputs = open_outputs(args, spec, source, engine, live=live)
     except BaseException:
         source.close()
@@ -310,6 +325,10 @@ def _write_stats(args: argparse.Namespace, outputs, stats: dict) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if args.output_dir is not None:  # a collection: every video and image under --source
+        from .batch import run_collection
+
+        return run_collection(args)
     try:
         spec = check_arguments(args)
         window = open_window(args, spec)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI

@@ -10,6 +10,8 @@ from .errors import VitposeError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov"})
 IMAGE_OUTPUT_EXTENSIONS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+KEYPOINTS_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
+FORMAT_SUFFIXES = {name: suffix for suffix, name in KEYPOINTS_FORMATS.items()}
 
 
 class SinkError(VitposeError):
@@ -40,3 +42,11 @@ def check_writable(path: str | Path) -> None:
 def _os_reason(error: BaseException) -> str:
     reason = getattr(error, "strerror", None) or str(error)
     return reason[0].lower() + reason[1:] if reason else type(error).__name__
+
+
+def keypoints_format(path: str | Path) -> str:
+    """``"jsonl"``, ``"csv"`` or ``"coco"`` from the file's extension, else :class:`SinkError`."""
+    name = KEYPOINTS_FORMATS.get(Path(path).suffix.lower())
+    if name is None:
+        raise SinkError(f"cannot write keypoints to '{path}': use a .jsonl, .csv or .json (COCO) file name")
+    return name

@@ -22,7 +22,6 @@ import argparse
 import base64
 import binascii
 import collections
-import copy
 import csv
 import io
 import itertools
