@@ -3,7 +3,8 @@
 - `python app.py --source IN --output OUT` annotates a file, a camera or a stream (the command
   line, see README);
 - `python app.py` without `--source` starts the web app (what Hugging Face Spaces runs); it takes
-  `--model PATH --detector PATH --device --dtype --server-name --server-port --share`.
+  `--model PATH --detector PATH --device --dtype --server-name --server-port --share`;
+- `python app.py --help` shows both.
 """
 
 import sys
@@ -13,11 +14,26 @@ def _wants_command_line(argv: list[str]) -> bool:
     return any(arg == "--source" or arg.startswith("--source=") for arg in argv)
 
 
+def _print_help() -> None:
+    from vitpose_live.cli import build_parser as command_line_parser
+    from vitpose_live.ui import build_parser as web_app_parser
+
+    web_app, command_line = web_app_parser(), command_line_parser()
+    command_line.prog = "app.py"
+    print("app.py runs two ways: the web app (without --source) or the command line (with --source).\n")
+    print("== The web app ==\n")
+    web_app.print_help()
+    print("\n== The command line ==\n")
+    command_line.print_help()
+
+
 if __name__ == "__main__":
     if _wants_command_line(sys.argv[1:]):
         from vitpose_live.cli import console_main
 
         console_main()
+    elif "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+        _print_help()
     else:
         from vitpose_live.ui import main
 

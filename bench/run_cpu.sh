@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Every CPU benchmark in one go (about 8 minutes on 2 cores): end to end vs the recipe, model
-# throughput vs the FLOP limit, live latency, drawing. Logs and JSON go to $OUT (default bench/out).
-# The GPU counterpart is bench/run_gpu.sh.
+# Every CPU benchmark in one go (about 10 minutes on 2 otherwise idle cores): end to end vs the
+# recipe at 5, 1 and 20 persons per frame, model throughput vs the FLOP limit, live latency,
+# drawing, a collection locally and on a local Ray. JSON goes to $OUT (default bench/results, committed: bench/RESULTS.md cites these
+# files), logs to $OUT/logs. The GPU counterpart is bench/run_gpu.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/out}
-mkdir -p "$OUT"
-python bench/bench_e2e.py --out "$OUT/e2e.json" 2>&1 | tee "$OUT/e2e.log"
-python bench/bench_models.py --out "$OUT/models.json" 2>&1 | tee "$OUT/models.log"
-python bench/bench_live.py --out "$OUT/live.json" 2>&1 | tee "$OUT/live.log"
-python bench/bench_render.py 2>&1 | tee "$OUT/render.log"
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT/logs"
+python bench/bench_e2e.py --out "$OUT/cpu-e2e-tiny-5persons.json" 2>&1 | tee "$OUT/logs/cpu-e2e-tiny-5persons.log"
+for persons in 1 20; do
+    python bench/bench_e2e.py --frames 60 --cli-runs 1 --max-persons "$persons" \
+        --out "$OUT/cpu-e2e-tiny-${persons}person$([ "$persons" = 1 ] || echo s).json" 2>&1 \
+        | tee "$OUT/logs/cpu-e2e-tiny-$persons.log"
+done
+python bench/bench_live.py --out "$OUT/cpu-live-tiny.json" 2>&1 | tee "$OUT/logs/cpu-live-tiny.log"
+python bench/bench_models.py --out "$OUT/cpu-models.json" 2>&1 | tee "$OUT/logs/cpu-models.log"
+python bench/bench_render.py 2>&1 | tee "$OUT/logs/cpu-render.log" && cp bench/out/render.json "$OUT/cpu-render.json"
+python bench/bench_batch.py --out "$OUT/cpu-batch.json" 2>&1 | tee "$OUT/logs/cpu-batch.log"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # On a CUDA machine: the CUDA tests, then the end-to-end, model and live benchmarks.
-# Logs and JSON go to $OUT (default bench/out). Packages the machine lacks can sit as wheels in
-# .whl/ (installed to /tmp/site); a clip in .gpu/a.mp4 replaces gradio's bundled one.
+# Logs and JSON go to $OUT (default bench/results: commit the JSON, which bench/RESULTS.md cites).
+# Packages the machine lacks can sit as wheels in .whl/ (installed to /tmp/site); a clip in
+# .gpu/a.mp4 replaces gradio's bundled one.
 #   bash bench/run_gpu.sh [tests] [e2e] [syncs] [models] [live]     (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/out}
+OUT=${OUT:-bench/results}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if compgen -G ".whl/*.whl" >/dev/null; then

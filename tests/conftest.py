@@ -1,5 +1,8 @@
 import os
+import shutil
+import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -55,3 +58,18 @@ def run_cli(pose_dir, detector_dir, capsys):
         return code, capsys.readouterr().err
 
     return run
+
+
+@pytest.fixture
+def xvfb():
+    """A virtual X display (Debian's xvfb) for the window tests; its name, e.g. ":93"."""
+    from needs import need
+
+    need(bool(shutil.which("Xvfb")), "needs Xvfb (.ci/run installs it)")
+    display = ":%d" % (90 + os.getpid() % 9)
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield display
+    server.terminate()
+    server.wait(5)

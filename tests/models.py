@@ -18,7 +18,8 @@ PERSON_BIAS = 1.0
 COCO_DETECTION_LABELS = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 4: "airplane", 5: "bus"}
 
 
-def tiny_vitpose(*, num_experts: int = 1, num_keypoints: int = 17, seed: int = 0, simple: bool = True):
+def tiny_vitpose(*, num_experts: int = 1, num_keypoints: int = 17, seed: int = 0, simple: bool = True, labels=None):
+    """``labels``: keypoint names for ``config.id2label`` (default ``LABEL_i``, as transformers leaves them)."""
     torch.manual_seed(seed)
     backbone = VitPoseBackboneConfig(
         image_size=[256, 192],
@@ -33,12 +34,20 @@ def tiny_vitpose(*, num_experts: int = 1, num_keypoints: int = 17, seed: int = 0
     )
     config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=simple)
     config.num_labels = num_keypoints
+    if labels is not None:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {name: i for i, name in enumerate(labels)}
     model = VitPoseForPoseEstimation(config).eval()
     with torch.no_grad():  # random heads give flat maps; make them peaky like trained ones
         for name, param in model.head.named_parameters():
             if name.endswith("weight"):
                 param.mul_(8.0)
     return model
+
+
+# AP-10K's keypoints as the ViTPose++ configs spell them (L_/R_ sides).
+AP10K_KEYPOINTS = ("L_Eye", "R_Eye", "Nose", "Neck", "Root of tail", "L_Shoulder", "L_Elbow", "L_F_Paw", "R_Shoulder",
+                   "R_Elbow", "R_F_Paw", "L_Hip", "L_Knee", "L_B_Paw", "R_Hip", "R_Knee", "R_B_Paw")  # fmt: skip
 
 
 def tiny_rtdetr(*, seed: int = 0, labels: dict[int, str] | None = None):

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import webcam
+from needs import need
 from webcam import open_page, output_picture, output_rate, set_number, start_camera, stop_camera
 
 from vitpose_live.sources import SyntheticSource
@@ -23,12 +24,11 @@ CLIP = {"width": 320, "height": 240, "fps": 15, "frames": 45}
 # adds a frame's worth of work (the browser then skips every other beat: 0.5).
 RATE_BOUND = 0.6
 
-if not webcam.have_chromium():
-    pytest.skip(f"no {webcam.CHROMIUM} (Debian package 'chromium')", allow_module_level=True)
+need(webcam.have_chromium(), f"no {webcam.CHROMIUM} (Debian package 'chromium')", module=True)
 try:
     import playwright  # noqa: F401
 except ImportError:
-    pytest.skip("the 'playwright' Python package is not installed", allow_module_level=True)
+    need(False, "the 'playwright' Python package is not installed", module=True)
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def corrupt_files(tmp_path):
         ("truncated", ["cut.mp4"]),
         ("no_output", ["--output"]),
         ("missing_dir", ["no/such/dir"]),
-        ("unwritable", ["/proc"]),
+        ("unwritable", ["'/proc/out.mp4'"]),  # even as root, and before the (here missing) models load
         ("bad_extension", ["--output"]),
         ("bad_threshold", ["--det-threshold"]),
         ("bad_batch", ["--batch"]),
@@ -159,7 +159,7 @@ def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case,
         "truncated": ["--source", files["truncated"], "--output", out],
         "no_output": ["--source", clip],
         "missing_dir": ["--source", clip, "--output", tmp_path / "no/such/dir/out.mp4"],
-        "unwritable": ["--source", clip, "--output", "/proc/out.mp4"],
+        "unwritable": ["--source", clip, "--output", "/proc/out.mp4", "--model", tmp_path / "no-model"],
         "bad_extension": ["--source", clip, "--output", tmp_path / "out.gif"],
         "bad_threshold": ["--source", clip, "--output", out, "--det-threshold", 2],
         "bad_batch": ["--source", clip, "--output", out, "--batch", 0],
@@ -235,3 +235,52 @@ def test_ctrl_c_or_sigterm_mid_run_leaves_a_finalised_playable_video(tmp_path, p
     result = probe(out)
     assert 30 <= result["frames"] < 450 and result["video_codec"] == "h264"
     assert len(read_keypoints_jsonl(keypoints)[1]) == result["frames"]
+
+
+def test_a_mistake_is_reported_before_torch_loads(tmp_path):
+    probe_script = (
+        "import sys, time; start = time.monotonic(); from vitpose_live.cli import main; "
+        f"code = main(['--source', {str(tmp_path / 'missing.mp4')!r}, '--output', {str(tmp_path / 'o.mp4')!r}]); "
+        "print(code, 'torch' in sys.modules, round(time.monotonic() - start, 2))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe_script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    code, torch_loaded, _seconds = result.stdout.split()
+    assert code == "2" and torch_loaded == "False", result.stderr
+    assert_one_clear_line(result.stderr, "missing.mp4", "file not found")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--snapshot-dir", "no-such-folder"], ["--snapshot-dir", "not a folder"]),
+        (["--det-threshold", "1.5"], ["--det-threshold", "between 0 and 1"]),
+        (["--max-persons", "0"], ["--max-persons", "at least 1"]),
+    ],
+)
+def test_argument_mistakes_are_one_line(run_cli, tmp_path, args, words):
+    image = make_image(tmp_path / "in.png")
+    code, err = run_cli("--source", tmp_path / "in.png", "--output", tmp_path / "out.png", *args)
+    assert code == 2 and image is not None
+    assert_one_clear_line(err, *words)
+
+
+def test_settings_that_work_but_surprise_get_a_note(run_cli, tmp_path):
+    make_image(tmp_path / "in.png")
+    code, err = run_cli("--source", tmp_path / "in.png", "--output", tmp_path / "out.png", "--dtype", "fp16",
+                        "--max-persons", 100_000_000)
+    assert code == 0, err
+    assert "note: --dtype fp16 on a CPU runs several times slower than fp32" in err
+    assert "note: the detector finds at most" in err and "--max-persons 100000000" in err
+
+
+def test_snapshots_go_to_the_folder_given(tmp_path):
+    from vitpose_live.engine import Result, StageTimes
+    from vitpose_live.render import HudAnnotator, PoseAnnotator
+    from vitpose_live.types import Frame, Poses
+    from vitpose_live.viewer import Viewer
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    result = Result(Frame(picture, 7, 0.25), Poses.empty(), StageTimes())
+    stem = Viewer(None, PoseAnnotator(), HudAnnotator(), tmp_path).snapshot(picture, result)
+    assert stem.parent == tmp_path
+    assert Path(f"{stem}.png").is_file() and '"frame": 7' in Path(f"{stem}.json").read_text()

@@ -72,6 +72,8 @@ def distinct_peaks(heatmaps: torch.Tensor, margin: float = 0.05) -> np.ndarray:
 
 
 def test_fp16_on_the_gpu_stays_within_a_pixel_of_fp32_on_the_cpu(rng):
+    """Every keypoint whose fp32 heatmap has a distinct peak (28 of the 68 with these seeds, counted
+    on the CPU) lands within 1 px in fp16; every score, distinct or not, within 1e-2."""
     image = natural_image(rng, 720, 1280)
     boxes = np.array([[100, 50, 360, 700], [400, 80, 620, 690], [700, 100, 1000, 710], [1100, 0, 1279, 719]], np.float32)
     fp32 = PoseEstimator(tiny_vitpose(), device="cpu", dtype="fp32")
@@ -81,7 +83,7 @@ def test_fp16_on_the_gpu_stays_within_a_pixel_of_fp32_on_the_cpu(rng):
     assert half.placement.dtype == torch.float16
     poses = half(image, boxes)
     distance = np.linalg.norm(poses.keypoints - reference.keypoints, axis=-1)
-    assert distinct.mean() >= 0.25
+    assert distinct.sum() >= 27  # 28 on the CPU; one may tip over the margin on another BLAS
     assert distance[distinct].max() <= 1.0
     assert np.abs(poses.scores - reference.scores).max() <= 1e-2
 

@@ -181,7 +181,7 @@ def test_non_images_and_oversized_images_are_refused(client, media, endpoint):
 def test_a_model_that_cannot_be_loaded_is_a_clear_error(served, client, media):
     app, _ = served
     # A Hub checkpoint from the list, with no network (conftest sets HF_HUB_OFFLINE=1).
-    with pytest.raises(Exception, match="cannot load pose model 'usyd-community/vitpose-plus-small'"):
+    with pytest.raises(Exception, match="The pose model 'usyd-community/vitpose-plus-small' could not be loaded: .* restart it with --model DIR"):
         client.predict(
             handle_file(media["image"]), model="usyd-community/vitpose-plus-small", api_name="/image"
         )
@@ -360,3 +360,54 @@ def test_settings_from_api_callers_are_checked(changes, error):
     else:
         with pytest.raises(ValueError, match=error):
             Settings("m", **changes)
+
+
+def test_without_the_hub_the_console_names_the_models_once_without_tracebacks_and_the_page_says_what_to_do(
+    tmp_path, media
+):
+    import subprocess
+
+    port = _free_port()
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "console.txt", "w+")
+    process = subprocess.Popen([sys.executable, "app.py", "--device", "cpu", "--server-port", str(port)],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Running on local URL" not in (tmp_path / "console.txt").read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "console.txt").read_text()
+            time.sleep(0.3)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception) as caught:
+            client.predict(handle_file(media["image"]), api_name="/image")
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(30)
+    page = str(caught.value)
+    from vitpose_live.ui.settings import CPU_DEFAULTS  # no GPU here: the page starts with the CPU's models
+
+    assert f"The pose model '{CPU_DEFAULTS.pose_model}' could not be loaded" in page
+    assert "The detector 'PekingU/rtdetr_r50vd_coco_o365' could not be loaded" in page
+    assert "--model DIR and --detector DIR" in page and "hf download" in page and "pass --model PATH" not in page
+    console = (tmp_path / "console.txt").read_text()
+    assert "Traceback" not in console and "share=True" not in console and "add --share" in console
+    assert "Retry" not in console
+
+
+def test_the_upload_limits_are_not_bold_where_gradios_font_splits_mb(pose_dir, detector_dir):
+    demo = build_demo(model=pose_dir, detector=detector_dir, device="cpu")
+    texts = [block.value for block in demo.blocks.values() if isinstance(block, gr.Markdown)]
+    limits = [text for text in texts if "MB" in text]
+    assert limits and not any("MB**" in text for text in limits)
+
+
+def test_app_py_help_shows_the_web_app_and_the_command_line():
+    import subprocess
+
+    result = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    web_app, _, command_line = result.stdout.partition("== The command line ==")
+    assert "--server-port" in web_app and "--share" in web_app
+    assert "--source SOURCE" in command_line and "--det-every" in command_line and "usage: app.py" in command_line

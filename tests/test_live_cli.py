@@ -3,7 +3,6 @@ stats JSON, recording, and the window refusing cleanly without a display."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from media import make_clip, probe
 
 from vitpose_live.render import FACE, LEFT, RIGHT, TORSO
@@ -96,19 +94,6 @@ def skeleton_pixels(image: np.ndarray) -> int:
     return int(found.sum())
 
 
-@pytest.fixture
-def xvfb():
-    if not shutil.which("Xvfb"):
-        pytest.skip("needs Xvfb (.ci/run installs it)")
-    display = ":%d" % (90 + os.getpid() % 9)
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield display
-    server.terminate()
-    server.wait(5)
-
-
 def test_the_window_shows_skeletons_under_xvfb(tmp_path, pose_dir, detector_dir, xvfb):
     from PIL import ImageGrab
 
@@ -151,3 +136,35 @@ def test_recording_a_live_run_writes_the_frames_that_were_shown(run_cli, tmp_pat
     assert code == 0, err
     stats = json.loads((tmp_path / "s.json").read_text())
     assert probe(out)["frames"] == stats["frames_processed"]
+
+
+class QuitOnThirdFrame:
+    """A window whose user presses q while the third frame is shown."""
+
+    def __init__(self):
+        self.shown = 0
+
+    def show(self, picture):
+        self.shown += 1
+        return "quit" if self.shown == 3 else None
+
+    def pump(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_quitting_from_the_window_counts_every_frame_once_in_the_summary_and_the_stats(run_cli, tmp_path, monkeypatch):
+    import re
+
+    from vitpose_live import cli
+
+    window = QuitOnThirdFrame()
+    monkeypatch.setattr(cli, "open_window", lambda *args: window)
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=60, fps=30, audio=False)
+    code, err = run_cli("--source", clip, "--window", "--realtime", "--stats-json", tmp_path / "s.json")
+    assert code == 0, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert int(re.search(r"done: (\d+) frame", err).group(1)) == stats["frames_processed"] == window.shown == 3
+    assert stats["frames_in"] == stats["frames_processed"] + stats["frames_dropped"]

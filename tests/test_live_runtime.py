@@ -113,8 +113,10 @@ def test_a_slow_sink_drops_old_results_instead_of_queueing_them(scripted):
     stats = report.stats
     assert stats["results_dropped"] > 0, "results the sink had no time for are dropped and counted"
     assert stats["frames_in"] == stats["frames_processed"] + stats["frames_dropped"]
-    one_frame = stats["stage_ms"]["inference"] + 150  # one inference plus one write
-    assert stats["latency_ms"]["p95"] < 2 * one_frame + 100, "no queue of old results builds up"
+    # At worst a frame waits for the inference before it, then its own, then the write before
+    # its own, then its own: two of each. A queue of old results would add a write per result.
+    one_frame = stats["stage_ms"]["inference"] + 150
+    assert stats["latency_ms"]["p95"] < 3 * one_frame, "no queue of old results builds up"
     assert sink.written == stats["frames_processed"] < 90
 
 
@@ -138,3 +140,25 @@ def test_settings_apply_on_the_next_frame_without_resetting_tracks(scripted):
     assert len(later) == 3
     assert set(first.track_ids.tolist()) <= set(later.track_ids.tolist()), "A and B keep their ids"
     engine.close()
+
+
+def test_the_web_video_job_and_the_command_line_give_the_same_keypoints(run_cli, pose_dir, detector_dir, tmp_path):
+    from media import make_clip
+
+    from vitpose_live.ui import PoseWebApp
+
+    clip = make_clip(tmp_path / "walk.mp4", width=160, height=120, frames=10, audio=False)
+    app = PoseWebApp(pose_dir, detector_dir, "cpu")
+    _, web_jsonl, _, _ = app.video(str(clip), progress=lambda *args, **kwargs: None, model=pose_dir,
+                                   det_threshold=0.5, max_persons=3, kpt_threshold=0.3, det_every=1, smooth=False)
+    cli_jsonl = tmp_path / "cli.jsonl"
+    code, err = run_cli("--source", clip, "--keypoints", cli_jsonl, "--det-threshold", 0.5, "--max-persons", 3)
+    assert code == 0, err
+    web, cli = read_keypoints_jsonl(web_jsonl)[1], read_keypoints_jsonl(cli_jsonl)[1]
+    assert [r["frame"] for r in web] == [r["frame"] for r in cli] == list(range(10))
+    assert sum(len(r["persons"]) for r in cli) > 0
+    for a, b in zip(web, cli):
+        assert len(a["persons"]) == len(b["persons"])
+        for p, q in zip(a["persons"], b["persons"]):
+            np.testing.assert_allclose(p["keypoints"], q["keypoints"], atol=1e-3)
+            np.testing.assert_allclose(p["box"], q["box"], atol=1e-3)

@@ -558,8 +558,8 @@ def test_the_synthetic_scene_is_the_same_for_the_same_seed_and_differs_for_anoth
 
 
 def test_a_synthetic_frame_carries_its_index_stamped_in_the_corner():
-    x, y, w, h = SyntheticSource.stamp_box
     scenes = [SyntheticSource(realtime=False, seed=seed) for seed in (0, 1)]
+    x, y, w, h = scenes[0].stamp_box
 
     def stamp(source: SyntheticSource, index: int) -> np.ndarray:
         return source.render(index)[y : y + h, x : x + w]
@@ -741,6 +741,16 @@ def test_open_source_streams_a_served_clip(ts_bytes):
 def test_open_source_explains_what_it_cannot_open(media_files, spec, options, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
         open_source(str(media_files.get(spec, spec)), **options)
+
+
+@pytest.mark.parametrize("width, height", [(640, 480), (320, 240), (1920, 1080)])
+def test_the_synthetic_frame_stamp_is_not_under_the_hud(width, height):
+    from vitpose_live.render import HudAnnotator
+
+    source = SyntheticSource(width=width, height=height, realtime=False)
+    hud = HudAnnotator().annotate(np.zeros((height, width, 3), np.uint8), ["fps 30.0", "latency 120 ms", "persons 2", "dropped 0"])
+    x, y, w, h = source.stamp_box
+    assert hud.any() and not hud[y : y + h, x : x + w].any()
 
 
 # --- the Source protocol ------------------------------------------------------------------------

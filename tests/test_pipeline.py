@@ -1,5 +1,6 @@
 """The threaded pipeline: buffering policies, order, drops, stopping and errors."""
 
+import socket
 import threading
 import time
 
@@ -15,12 +16,6 @@ def frames(count, *, every=0.0):
         if every:
             time.sleep(every)
         yield Frame(np.zeros((4, 4, 3), np.uint8), index, index / 30, time.monotonic())
-
-
-def blocked_forever():
-    """A producer stuck in a read that never returns (a camera that hangs)."""
-    yield Frame(np.zeros((4, 4, 3), np.uint8), 0, 0.0, time.monotonic())
-    threading.Event().wait()
 
 
 def test_fifo_keeps_every_item_in_order_and_waits_for_room():
@@ -76,23 +71,59 @@ def test_a_live_source_slower_than_inference_drops_nothing():
     assert list(pipeline.results()) == list(range(20)) and pipeline.stats.frames_dropped == 0
 
 
-def test_stop_returns_within_a_second_with_a_blocked_producer():
-    pipeline = Pipeline(blocked_forever, lambda f: f.index, policy=Policy.LATEST).start()
-    time.sleep(0.2)
-    started = time.monotonic()
-    pipeline.stop()
-    assert time.monotonic() - started < 1.0
-    assert pipeline.alive() == ["vitpose-capture"]  # the stuck read is abandoned (a daemon thread)
+class SocketSource:
+    """A live source whose read blocks in the kernel (``recv`` on a socket nobody writes to), as a
+    network camera's does; closing it from another thread shuts the socket, which ends the read."""
+
+    is_live = True
+
+    def __init__(self):
+        self._socket, self._peer = socket.socketpair()
+
+    def __iter__(self):
+        yield Frame(np.zeros((4, 4, 3), np.uint8), 0, 0.0, time.monotonic())
+        while self._socket.recv(1):  # blocks: the peer never writes; b"" once shut down
+            pass
+
+    def close(self):
+        self._socket.shutdown(socket.SHUT_RDWR)
 
 
-def test_stop_returns_within_a_second_with_a_blocked_model_call():
-    hang = threading.Event()
-    pipeline = Pipeline(frames(10), lambda f: hang.wait(), policy=Policy.FIFO).start()
-    time.sleep(0.2)
+def our_threads() -> list[str]:
+    """The pipeline's threads still running (those of engines other tests left are not ours)."""
+    return [thread.name for thread in threading.enumerate()
+            if thread.name.startswith("vitpose-") and thread.name != "vitpose-detector"]
+
+
+def test_stop_ends_a_read_blocked_in_the_kernel_within_a_second_and_leaves_no_thread():
+    source = SocketSource()
+    pipeline = Pipeline(source, lambda f: f.index, policy=Policy.LATEST).start()
+    assert next(pipeline.results()) == 0
+    time.sleep(0.2)  # the capture thread is now in recv()
+
     started = time.monotonic()
     pipeline.stop()
+
     assert time.monotonic() - started < 1.0
-    hang.set()
+    assert pipeline.alive() == [] and our_threads() == []
+
+
+def test_stop_waits_for_a_model_call_in_flight_within_a_second_and_leaves_no_thread():
+    in_call = threading.Event()
+
+    def slow_model(frame):  # a forward pass that does not look at any stop event
+        in_call.set()
+        time.sleep(0.6)
+        return frame.index
+
+    pipeline = Pipeline(frames(10), slow_model, policy=Policy.FIFO).start()
+    assert in_call.wait(1.0)
+
+    started = time.monotonic()
+    pipeline.stop()
+
+    assert 0.3 < time.monotonic() - started < 1.0
+    assert pipeline.alive() == [] and our_threads() == []
 
 
 @pytest.mark.parametrize("stage", ["capture", "inference"])
@@ -147,3 +178,24 @@ def test_frames_in_batches_come_out_in_order_with_a_short_last_batch():
 def test_batches_are_refused_for_live_sources():
     with pytest.raises(ValueError, match="FIFO"):
         Pipeline(frames(3), lambda f: f, policy=Policy.LATEST, batch=4, process_batch=lambda b: b)
+
+
+@pytest.mark.parametrize("policy", [Policy.FIFO, Policy.LATEST])
+def test_frames_still_queued_when_the_consumer_stops_count_as_dropped(policy):
+    pipeline = Pipeline(frames(10), lambda f: f.index, policy=policy, capacity=8).start()
+    results = pipeline.results()
+    next(results)
+    deadline = time.monotonic() + 5
+    while pipeline.stats.frames_in < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the source has handed on every frame; most are still queued
+    pipeline.stop()
+    stats = pipeline.stats.summary()
+    assert stats["frames_in"] == 10 and stats["frames_processed"] == 1
+    assert stats["frames_in"] == stats["frames_processed"] + stats["frames_dropped"]
+
+
+def test_a_frame_arriving_after_stop_is_not_counted_in():
+    stop = threading.Event()
+    buffer = FrameBuffer(Policy.LATEST, stop)
+    stop.set()
+    assert not buffer.put(1) and buffer.put_count == 0 and len(buffer) == 0

@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from models import pose_processor, tiny_vitpose
+from models import AP10K_KEYPOINTS, pose_processor, tiny_vitpose
 from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
 
 from vitpose_live import Poses
 from vitpose_live.loading import ModelLoadError
-from vitpose_live.pose import PoseEstimator, resolve_expert
+from vitpose_live.pose import EXPERTS, PoseEstimator, resolve_expert
+from vitpose_live.skeletons import skeleton_for
 
 IMAGE_SIZES = [(37, 53), (479, 641), (1281, 719), (2160, 3840)]
 
@@ -167,28 +168,87 @@ def test_flip_test_averages_the_flipped_crop(pose_model, rng):
     assert torch.allclose(flipped.forward(crops), expected, atol=1e-5)
 
 
-def test_vitpose_plus_uses_the_coco_expert_unless_told_otherwise(rng):
-    model = tiny_vitpose(num_experts=3)
+@pytest.mark.parametrize(
+    "names, pairs",
+    [
+        (("nose", "left_eye", "right_eye", "left_hand_root", "right_hand_root"), ((1, 2), (3, 4))),
+        (AP10K_KEYPOINTS, ((0, 1), (5, 8), (6, 9), (7, 10), (11, 14), (12, 15), (13, 16))),
+        (("Head", "R_Wrist", "L_Wrist", "Left Knee", "Right Knee"), ((2, 1), (3, 4))),
+        (("head", "neck", "tail"), ()),
+    ],
+)
+def test_flip_pairs_are_found_for_both_left_right_spellings(names, pairs):
+    assert skeleton_for(len(names), dict(enumerate(names))).flip_pairs == pairs
+
+
+def test_flip_test_on_l_r_named_keypoints_swaps_the_sides_of_the_mirrored_crop(rng):
+    model = tiny_vitpose(labels=AP10K_KEYPOINTS)
+    image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    crops = PoseEstimator(model, device="cpu").preprocess(image, np.array([[40, 20, 140, 190]], np.float32))
+    pairs = torch.tensor([[0, 1], [5, 8], [6, 9], [7, 10], [11, 14], [12, 15], [13, 16]])
+    with torch.no_grad():
+        expected = (model(pixel_values=crops).heatmaps + model(pixel_values=crops.flip(-1), flip_pairs=pairs).heatmaps) / 2
+    assert torch.allclose(PoseEstimator(model, device="cpu", flip_test=True).forward(crops), expected, atol=1e-5)
+
+
+def test_flip_test_is_refused_in_one_line_when_no_keypoints_pair_up():
+    with pytest.raises(ValueError, match="^--flip-test needs left/right keypoint pairs") as caught:
+        PoseEstimator(tiny_vitpose(num_keypoints=5), device="cpu", flip_test=True)
+    assert "5 keypoints (keypoint_0 … keypoint_4) have none" in str(caught.value)
+
+
+def test_vitpose_plus_uses_the_expert_of_its_head_unless_told_otherwise(rng):
     image = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
     boxes = np.array([[10, 10, 80, 90]], np.float32)
-    crops = PoseEstimator(model, device="cpu").preprocess(image, boxes)
-    with torch.no_grad():
-        coco = model(pixel_values=crops, dataset_index=torch.tensor([0])).heatmaps
-        mpii = model(pixel_values=crops, dataset_index=torch.tensor([2])).heatmaps
-    assert torch.allclose(PoseEstimator(model, device="cpu").forward(crops), coco)
-    assert torch.allclose(PoseEstimator(model, device="cpu", expert="mpii").forward(crops), mpii)
+    for keypoints, expert in ((17, 0), (16, 2)):  # a COCO head, an MPII head
+        model = tiny_vitpose(num_experts=3, num_keypoints=keypoints)
+        crops = PoseEstimator(model, device="cpu").preprocess(image, boxes)
+        with torch.no_grad():
+            expected = model(pixel_values=crops, dataset_index=torch.tensor([expert])).heatmaps
+        assert torch.allclose(PoseEstimator(model, device="cpu").forward(crops), expected)
+    assert torch.allclose(PoseEstimator(model, device="cpu", expert="mpii").forward(crops), expected)
+
+
+COCO_HEAD, MPII_HEAD, AIC_HEAD = skeleton_for(17), skeleton_for(16), skeleton_for(14)
+ANIMAL_HEAD = skeleton_for(17, dict(enumerate(AP10K_KEYPOINTS)))
 
 
 @pytest.mark.parametrize(
-    "expert,num_experts,expected",
-    [(None, 1, 0), ("coco", 6, 0), ("MPII", 6, 2), ("ap-10k", 6, 3), (4, 6, 4), ("5", 6, 5), ("mpii", 1, ValueError), ("yoga", 6, ValueError)],
-)
-def test_experts_are_chosen_by_name_or_index(expert, num_experts, expected):
+    "expert, num_experts, head, expected",
+    [
+        (None, 1, COCO_HEAD, 0), ("coco", 6, COCO_HEAD, 0), (0, 6, COCO_HEAD, 0), ("0", 6, COCO_HEAD, 0),
+        ("MPII", 6, MPII_HEAD, 2), (2, 6, MPII_HEAD, 2), (None, 6, MPII_HEAD, 2), ("aic", 6, AIC_HEAD, 1),
+        ("ap-10k", 6, ANIMAL_HEAD, 3), (4, 6, ANIMAL_HEAD, 4), (None, 6, ANIMAL_HEAD, 3),
+        ("mpii", 6, COCO_HEAD, ValueError), ("ap10k", 6, COCO_HEAD, ValueError), (5, 6, COCO_HEAD, ValueError),
+        ("wholebody", 6, COCO_HEAD, ValueError), ("coco", 6, ANIMAL_HEAD, ValueError),
+        ("mpii", 1, MPII_HEAD, ValueError), ("yoga", 6, COCO_HEAD, ValueError), (9, 6, COCO_HEAD, ValueError),
+    ],
+)  # fmt: skip
+def test_an_expert_is_accepted_only_when_the_head_predicts_its_datasets_keypoints(expert, num_experts, head, expected):
     if expected is ValueError:
         with pytest.raises(ValueError):
-            resolve_expert(expert, num_experts)
+            resolve_expert(expert, num_experts, head)
     else:
-        assert resolve_expert(expert, num_experts) == expected
+        assert resolve_expert(expert, num_experts, head) == expected
+
+
+@pytest.mark.parametrize("expert", ["aic", "mpii", "ap10k", "apt36k", "wholebody", "3"])
+def test_a_coco_only_vitpose_plus_refuses_other_experts_in_one_line_naming_what_it_has(expert):
+    with pytest.raises(ValueError) as caught:
+        PoseEstimator(tiny_vitpose(num_experts=6), device="cpu", expert=expert)
+    message = str(caught.value)
+    assert "\n" not in message and "6 expert(s) and one head, for COCO's 17 keypoints (nose … right_ankle)" in message
+    assert message.endswith("use --expert coco")
+
+
+@pytest.mark.parametrize("expert, keypoints, labels", [("aic", 14, None), ("wholebody", 133, None),
+                                                       ("ap10k", 17, AP10K_KEYPOINTS)])  # fmt: skip
+def test_an_expert_whose_head_the_checkpoint_has_gives_that_heads_keypoints(rng, expert, keypoints, labels):
+    estimator = PoseEstimator(tiny_vitpose(num_experts=6, num_keypoints=keypoints, labels=labels), device="cpu",
+                              expert=expert)  # fmt: skip
+    poses = estimator(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8), np.array([[5, 5, 60, 75]], np.float32))
+    assert estimator.expert == EXPERTS[expert] and poses.keypoints.shape == (1, keypoints, 2)
+    assert poses.keypoint_names == (labels or tuple(f"keypoint_{i}" for i in range(keypoints)))
 
 
 def test_a_model_loads_from_a_saved_directory_with_its_processor(pose_dir, pose_model, rng):
@@ -221,3 +281,21 @@ def test_the_public_names_come_from_the_package():
 
     assert vitpose_live.PoseEstimator is PoseEstimator
     assert vitpose_live.PersonDetector.__name__ == "PersonDetector" and vitpose_live.Poses is Poses
+
+
+def test_a_read_only_image_and_boxes_from_pil_run_without_warnings(estimator, detector_model, rng):
+    import warnings
+
+    import PIL.Image
+    from vitpose_live import PersonDetector
+
+    image = np.asarray(PIL.Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)))
+    boxes = np.array([[4, 4, 60, 50]], np.float32)
+    boxes.setflags(write=False)
+    assert not image.flags.writeable
+    detector = PersonDetector(detector_model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector(image)
+        poses = estimator(image, boxes)
+    assert poses.keypoints.shape == (1, 17, 2)

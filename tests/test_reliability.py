@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from models import detector_processor
 from media import _add_audio, _write_tone, drawn_frame, make_clip, make_image, make_song, probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -315,17 +316,34 @@ def test_a_file_without_pictures_is_one_clear_line_and_no_output(run_cli, tmp_pa
     assert not out.exists() and not keypoints.exists()
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_is_one_clear_line(run_cli, tmp_path, small_clips):
+def _without_read_permission(tmp_path, small_clips):
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode (the /proc/self/mem case runs as root)")
     source = tmp_path / "private.mp4"
     shutil.copy(small_clips[".mp4"], source)
     source.chmod(0)
+    return source
+
+
+def _reading_fails_even_for_root(tmp_path, small_clips):
+    source = tmp_path / "private.mp4"
+    source.symlink_to("/proc/self/mem")  # reading at offset 0 is an I/O error for every user
+    return source
+
+
+@pytest.mark.skipif(os.name != "posix" or not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("make, reason", [(_without_read_permission, "private.mp4"),
+                                          (_reading_fails_even_for_root, "input/output error")],
+                         ids=["mode 000", "reads fail for root too"])  # fmt: skip
+def test_an_unreadable_file_is_one_clear_line(run_cli, tmp_path, small_clips, make, reason):
+    source = make(tmp_path, small_clips)
     try:
         code, err = run_cli("--source", source, "--output", tmp_path / "out.mp4")
     finally:
-        source.chmod(0o644)
+        if not source.is_symlink():
+            source.chmod(0o644)
     assert code == 2
-    assert_one_clear_line(err, "private.mp4")
+    assert_one_clear_line(err, "private.mp4", reason)
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -573,7 +591,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_a_disk_that_fills_up_mid_run_is_one_clear_line_and_leaves_no_file(
+def test_a_disk_that_fills_up_while_finalising_is_one_clear_line_and_leaves_no_file(
     tmp_path, pose_dir, detector_dir, small_clips
 ):
     """Files stop growing at 6 kB (RLIMIT_FSIZE in a child process): the video fails when it is
@@ -587,6 +605,50 @@ def test_a_disk_that_fills_up_mid_run_is_one_clear_line_and_leaves_no_file(
     assert child.returncode == 2, child.stderr[-2000:]
     assert_one_clear_line(child.stderr, "out.mp4")
     assert not out.exists() and not keypoints.exists()
+
+
+def noise_clip(path: Path, frames: int = 60) -> Path:
+    """160x120 random pixels: x264 cannot compress them, so the annotated video grows fast."""
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for _ in range(frames):
+            picture = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+# The CLI, noting in a file whether the video sink ever got to finalising (an empty file: within any size limit).
+CLI_NOTING_CLOSE = """import sys
+from pathlib import Path
+from vitpose_live.sinks import VideoFileSink
+close = VideoFileSink.close
+def noting_close(self):
+    Path(sys.argv[1]).touch()
+    return close(self)
+VideoFileSink.close = noting_close
+from vitpose_live.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_disk_that_fills_up_while_frames_are_written_is_one_clear_line_and_leaves_no_file(
+    tmp_path, pose_dir, detector_dir
+):
+    """The annotated noise grows about 8 kB a frame; files stop growing at 64 kB (RLIMIT_FSIZE in
+    the child), so a frame's write fails long before the last frame, and the sink never finalises."""
+    source, out, closed = noise_clip(tmp_path / "noise.mp4"), tmp_path / "out.mp4", tmp_path / "closed"
+    arguments = cli_command(pose_dir, detector_dir, "--source", source, "--output", out, "--max-persons", 1,
+                            "--no-progress")[2:]  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", CLI_NOTING_CLOSE, closed, *arguments], cwd=REPO, env=child_env(),
+                           capture_output=True, text=True, timeout=180, preexec_fn=_limit_file_size(65536))  # fmt: skip
+
+    assert child.returncode == 2, child.stderr[-2000:]
+    assert_one_clear_line(child.stderr, "out.mp4", "file too large")
+    assert not closed.exists()  # it failed while writing frames, not while finalising
+    assert not out.exists()
 
 
 # --- signals ------------------------------------------------------------------------------------
@@ -626,7 +688,7 @@ def test_sigterm_mid_run_finalises_the_video_and_keypoints_like_ctrl_c(tmp_path,
 
 
 class RunsOutOfMemoryAbove:
-    """A pose model that raises ``torch.OutOfMemoryError`` for batches above ``limit`` crops."""
+    """A model that raises ``torch.OutOfMemoryError`` for batches above ``limit`` items."""
 
     def __init__(self, model, limit: int):
         self.model, self.limit = model, limit
@@ -639,36 +701,77 @@ class RunsOutOfMemoryAbove:
         return self.model(pixel_values=pixel_values, **kwargs)
 
 
-@pytest.mark.parametrize("flip_test, expected_batch", [(False, 4), (True, 2)])
-def test_out_of_memory_halves_the_pose_batch_and_gives_the_same_poses(pose_model, rng, flip_test, expected_batch):
+@pytest.mark.parametrize("flip_test", [False, True])
+def test_out_of_memory_halves_the_pose_batch_and_gives_the_same_poses(pose_model, rng, flip_test):
     from vitpose_live.pose import PoseEstimator
 
+    per_crop = 2 if flip_test else 1  # with flip_test a forward pass holds each crop twice
     normal = PoseEstimator(pose_model, device="cpu", flip_test=flip_test)
     squeezed = PoseEstimator(pose_model, device="cpu", flip_test=flip_test)
-    squeezed.model = RunsOutOfMemoryAbove(pose_model, limit=4)  # with flip_test a batch holds 2 per crop
+    squeezed.model = RunsOutOfMemoryAbove(pose_model, limit=5 * per_crop)
     image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     boxes = crowd_boxes(11, 640, 480)
 
     expected, got = normal(image, boxes), squeezed(image, boxes)
 
-    assert squeezed.max_batch == expected_batch
+    assert squeezed.model.batches == [11 * per_crop, 5 * per_crop, 5 * per_crop, 1 * per_crop]  # 11 → 5 (half)
+    assert squeezed.max_batch == 5
     assert np.allclose(got.keypoints, expected.keypoints, atol=1e-4)
     assert np.allclose(got.scores, expected.scores, atol=1e-5)
     tried = len(squeezed.model.batches)
     squeezed(image, boxes)  # the smaller batch is kept: no more failed attempts
-    assert max(squeezed.model.batches[tried:]) <= 4
+    assert max(squeezed.model.batches[tried:]) <= 5 * per_crop
 
 
-def test_out_of_memory_with_a_single_crop_is_raised(pose_model, rng):
+def test_out_of_memory_with_a_single_crop_is_one_line_after_halving_down_to_one(pose_model, rng):
+    from vitpose_live.device import DeviceMemoryError
     from vitpose_live.pose import PoseEstimator
 
     estimator = PoseEstimator(pose_model, device="cpu")
     estimator.model = RunsOutOfMemoryAbove(pose_model, limit=0)
 
-    with pytest.raises(torch.OutOfMemoryError):
-        estimator(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8), [[10, 10, 60, 90]] * 5)
-    assert estimator.max_batch == 1
-    assert estimator.model.batches == [5, 4, 2, 1]
+    with pytest.raises(DeviceMemoryError) as caught:
+        estimator(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8), [[10, 10, 60, 90]] * 11)
+    assert estimator.model.batches == [11, 5, 2, 1]
+    assert caught.value.one_line() == str(caught.value)
+    assert "out of memory on cpu with a single crop in the pose model" in str(caught.value)
+
+
+def test_out_of_memory_halves_the_detector_batch_and_gives_the_same_detections(detector_model, rng):
+    from vitpose_live.detector import PersonDetector
+
+    normal = PersonDetector(detector_model, processor=detector_processor(320), device="cpu", threshold=0.3)
+    squeezed = PersonDetector(detector_model, processor=detector_processor(320), device="cpu", threshold=0.3)
+    squeezed.model = RunsOutOfMemoryAbove(detector_model, limit=3)
+    frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(8)]
+
+    expected, got = normal.detect_batch(frames), squeezed.detect_batch(frames)
+
+    assert squeezed.model.batches == [8, 4, 2, 2, 2, 2] and squeezed.max_batch == 2
+    for a, b in zip(expected, got):
+        assert np.allclose(a.boxes, b.boxes, atol=1e-3) and np.allclose(a.scores, b.scores, atol=1e-5)
+    squeezed.detect_batch(frames)
+    assert squeezed.model.batches[6:] == [2, 2, 2, 2]  # the smaller batch is kept
+
+
+def test_out_of_memory_in_the_detector_with_one_frame_ends_the_cli_in_one_line(run_cli, tmp_path, small_clips,
+                                                                                 monkeypatch):  # fmt: skip
+    from vitpose_live.detector import PersonDetector
+
+    def always_out_of_memory(self, pixel_values):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore lines")
+
+    monkeypatch.setattr(PersonDetector, "forward", always_out_of_memory)
+    out = tmp_path / "out.mp4"
+
+    code, err = run_cli("--source", small_clips[".mp4"], "--output", out, "--batch", 4)
+
+    assert code == 2
+    backing_off = [line for line in err.splitlines() if line.startswith("WARNING")]  # 4 → 2 → 1 frames
+    assert all("detector batches are now at most" in line for line in backing_off)
+    error = "\n".join(line for line in err.splitlines() if not line.startswith("WARNING"))
+    assert_one_clear_line(error, "out of memory on cpu with a single frame in the detector", "--detector")
+    assert not out.exists()
 
 
 # --- models that do not load --------------------------------------------------------------------
@@ -728,21 +831,42 @@ def load_soak():
     return soak
 
 
-@pytest.mark.parametrize("policy, frames", [("fifo", 400), ("latest", 2000)])
+SOAK_WARMUP, SOAK_FITTED = 300, 2000  # processed frames: left out, then fitted
+
+
+@pytest.mark.parametrize("policy, frames", [("fifo", SOAK_WARMUP + SOAK_FITTED), ("latest", 400)])
 def test_a_soak_keeps_memory_threads_and_files_flat_and_the_counts_consistent(
     pose_model, detector_model, policy, frames
 ):
-    """``bench/soak.py`` in small: 10,000 frames there (see the README for the numbers)."""
+    """``bench/soak.py`` in small (10,000 frames there; bench/results/soak-*.json). FIFO processes
+    every frame, so its RSS slope is fitted over 2,000 frames after the warm-up: at most 4 KiB a frame."""
     soak = load_soak()
-    report = soak.soak(
-        frames, policy=policy, width=320, height=240, pose_model=pose_model, detector_model=detector_model
-    )
+    report = soak.soak(frames, policy=policy, width=160, height=120, warmup=SOAK_WARMUP, pose_model=pose_model,
+                       detector_model=detector_model)  # fmt: skip
 
     print(soak.table(report))  # shown with -s
     assert report["ok"], report["problems"]
     assert report["frames_in"] == frames == report["frames_processed"] + report["frames_dropped"]
     if policy == "fifo":
         assert report["frames_dropped"] == 0 and report["persons_per_processed_frame"] > 0
+        assert report["rss_mb"]["slope_fitted_frames"] == SOAK_FITTED
+        assert report["rss_mb"]["slope_bytes_per_frame"] <= soak.RSS_SLOPE_LIMIT == 4096
+
+
+@pytest.mark.parametrize("leak, seen", [(0, False), (10_000, True), (30_000, True)])
+def test_the_soak_verdict_sees_a_leak_of_ten_kb_per_frame_through_allocator_noise(leak, seen):
+    """RSS samples as a run gives them: 500 MiB, and 0-2 arenas of 2 MiB that the allocator takes
+    and returns at random (up to 4 MiB of noise: at worst 2 kB a frame of slope), plus ``leak``
+    bytes per frame."""
+    soak = load_soak()
+    rng = np.random.default_rng(1)
+    arenas = np.clip(np.cumsum(rng.choice([-1, 0, 1], size=SOAK_WARMUP + SOAK_FITTED, p=[0.02, 0.96, 0.02])), 0, 2)
+    rss = [int(500 * 2**20 + held * 2**21 + leak * i) for i, held in enumerate(arenas)]
+
+    slope, fitted = soak.rss_slope(rss, SOAK_WARMUP)
+
+    assert fitted == SOAK_FITTED
+    assert (slope > soak.RSS_SLOPE_LIMIT) is seen, slope
 
 
 # --- the fuzz worker ------------------------------------------------------------------------------

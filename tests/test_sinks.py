@@ -316,8 +316,8 @@ def test_unwritable_outputs_fail_up_front_with_a_one_line_message(
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("what, template, reason", UNWRITABLE[:2], ids=[row[0] for row in UNWRITABLE[:2]])
-def test_check_writable_tells_the_cli_early_about_an_impossible_path(
+@pytest.mark.parametrize("what, template, reason", UNWRITABLE, ids=[row[0] for row in UNWRITABLE])
+def test_check_writable_tells_the_cli_early_about_an_impossible_path_even_as_root(
     tmp_path, monkeypatch, what, template, reason
 ):
     monkeypatch.chdir(tmp_path)
@@ -325,6 +325,7 @@ def test_check_writable_tells_the_cli_early_about_an_impossible_path(
     with pytest.raises(SinkError, match=r"^cannot write '.*': " + reason):
         check_writable(template.format(ext=".mp4"))
     check_writable(tmp_path / "fine.mp4")  # no error for a path that can be made
+    assert list(tmp_path.iterdir()) == []  # and the probe is gone
 
 
 def test_a_video_sink_never_overwrites_the_file_it_takes_audio_from(tmp_path, clips):

@@ -3,6 +3,7 @@
 The model classes are imported on first use, so ``import vitpose_live`` stays light.
 """
 
+from .errors import VitposeError
 from .skeletons import COCO, Skeleton, skeleton_for
 from .types import Detections, Frame, Poses
 
@@ -18,7 +19,7 @@ _LAZY = {
     "ModelLoadError": ".loading",
 }
 
-__all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "skeleton_for", *_LAZY]
+__all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "VitposeError", "skeleton_for", *_LAZY]
 
 
 def __getattr__(name: str):

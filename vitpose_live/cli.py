@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import VitposeError, one_line
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -37,14 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         "an rtsp/rtmp/http URL, or 'synthetic'",
     )
     parser.add_argument("--output", help="annotated video (.mp4) or image (.jpg/.png) to write")
-    parser.add_argument("--keypoints", help="write keypoints as JSON lines (a header, then one line per frame)")
+    parser.add_argument("--keypoints", help="write keypoints: .jsonl (JSON lines: a header, then one line per frame), "
+                        ".csv (one row per person per frame) or .json (COCO keypoint results)")
     models = parser.add_argument_group("models")
     models.add_argument("--model", default=DEFAULT_POSE_MODEL, help="ViTPose Hub id or local directory")
     models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
     models.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     models.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
-    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index (default coco)")
-    models.add_argument("--flip-test", action="store_true", help="average with the horizontally flipped crop")
+    models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index; only one the checkpoint "
+                        "has a head for (default: its head's, coco for the transformers checkpoints)")
+    models.add_argument("--flip-test", action="store_true",
+                        help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
                         help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
     models.add_argument("--batch", type=int, default=None,
@@ -73,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--snapshot-dir", default=".", help="where the window's s key saves snapshots (default: here)")
     live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
+    from .batch import add_collection_arguments
+
+    add_collection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log details (and show tracebacks)")
     return parser
 
 
-class UserError(Exception):
+class UserError(VitposeError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -112,7 +119,8 @@ class Summary:
 
 def check_arguments(args: argparse.Namespace):
     """The source's kind, once everything that needs no model is checked (before torch loads)."""
-    from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable
+    from .batch import check_single_input
+    from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable, keypoints_format
     from .sources.spec import SourceKind, classify
 
     spec = classify(args.source)
@@ -128,6 +136,12 @@ def check_arguments(args: argparse.Namespace):
         wanted = IMAGE_OUTPUT_EXTENSIONS if image else VIDEO_EXTENSIONS
         if suffix not in wanted:
             raise UserError(f"--output for {'an image' if image else 'a video'} must end in one of {', '.join(sorted(wanted))}")
+    try:
+        check_single_input(args)
+        if args.keypoints:
+            keypoints_format(args.keypoints)
+    except SinkError as error:
+        raise UserError(str(error)) from None
     for path in (args.output, args.keypoints, args.stats_json):
         if path:
             try:
@@ -189,7 +203,8 @@ def open_input(args: argparse.Namespace, spec):
 
 def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
     from .run import Outputs
-    from .sinks import ImageFileSink, KeypointsJsonlSink, VideoFileSink, keypoints_header
+    from .exports import open_keypoints_sink
+    from .sinks import ImageFileSink, VideoFileSink, keypoints_header
     from .sources.spec import SourceKind
 
     info = source.info
@@ -204,7 +219,7 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
         if args.keypoints:
             header = keypoints_header(engine, {"source": args.source, "width": info.width,
                                                "height": info.height, "fps": info.fps})
-            outputs.records.append(KeypointsJsonlSink(args.keypoints, header=header))
+            outputs.records.append(open_keypoints_sink(args.keypoints, header=header))
     except BaseException:
         outputs.abort()
         raise
@@ -235,8 +250,9 @@ def file_batch(args: argparse.Namespace, engine) -> int:
     return args.batch or (8 if engine.pose.placement.is_cuda else 4)
 
 
-def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
-    """Source → engine → outputs (and the window), through the one run loop."""
+def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summary:
+    """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
+    before for a file (a collection reuses one per process); its tracking state is reset."""
     from .control import LatencyController
     from .engine import build_engine
     from .render import HudAnnotator, PoseAnnotator
@@ -246,8 +262,11 @@ def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
     source = open_input(args, spec)
     live = source.is_live or args.realtime
     try:
-        engine = build_engine(engine_options(args, live=live))
-        _warn_about(engine, args)
+        if engine is None or live:
+            engine = build_engine(engine_options(args, live=live))
+            _warn_about(engine, args)
+        else:
+            engine.reset()
         outputs = open_outputs(args, spec, source, engine, live=live)
     except BaseException:
         source.close()
@@ -263,7 +282,8 @@ def annotate(args: argparse.Namespace, spec, window=None) -> Summary:
     )
     report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
                  on_frame=Viewer(window, annotator, hud, args.snapshot_dir) if window is not None else None,
-                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None)
+                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
+                 on_idle=window.pump if window is not None else None)
     stats = report.stats
     if controller is not None:
         stats["latency_control"] = controller.report(engine)
@@ -305,17 +325,22 @@ def _write_stats(args: argparse.Namespace, outputs, stats: dict) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if args.output_dir is not None:  # a collection: every video and image under --source
+        from .batch import run_collection
+
+        return run_collection(args)
     try:
         spec = check_arguments(args)
         window = open_window(args, spec)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
         return _fail(args, error)
-    from .loading import ModelLoadError
+    from .loading import ModelLoadError, check_models
     from .pipeline import PipelineError
     from .sinks import SinkError
     from .sources import SourceError
 
     try:
+        check_models(args.model, args.detector)  # both named at once, in seconds even without the Hub
         summary = annotate(args, spec, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         return _fail(args, error)
@@ -332,13 +357,8 @@ def run_cli(args: argparse.Namespace) -> int:
 def _fail(args: argparse.Namespace, error: BaseException) -> int:
     if args.verbose:
         logging.getLogger("vitpose_live").exception("failed")
-    print(f"vitpose-live: error: {_one_line(error)}", file=sys.stderr)
+    print(f"vitpose-live: error: {one_line(error)}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +397,10 @@ def console_main() -> None:
 def _quiet_libraries() -> None:
     import warnings
 
+    from .loading import quiet_hub_logging
+
     warnings.filterwarnings("ignore")
+    quiet_hub_logging()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         from transformers.utils import logging as hf_logging

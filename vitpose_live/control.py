@@ -1,7 +1,7 @@
 """Keeping live latency under a target by changing how often the detector runs.
 
-The detector is the expensive stage (bench/RESULTS.md: 20-26 ms per frame for eager RT-DETR even
-on an H100); between detections the tracker carries the boxes. When the median latency of the
+The detector is the expensive stage, even on a GPU (figures in bench/RESULTS.md); between
+detections the tracker carries the boxes. When the median latency of the
 last frames is over the target, the detector runs one frame less often; when it is well under,
 one frame more often, within ``[min_every, max_every]``. Each change waits for a fresh window.
 """

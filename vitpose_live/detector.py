@@ -6,6 +6,7 @@ reproduces the processor's ``post_process_object_detection`` and keeps the perso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,10 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import Placement, host_to_device, image_to_device, resolve
+from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve
 from .fuse import fold_batch_norms
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
 from .types import Detections
+
+log = logging.getLogger(__name__)
 
 from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
@@ -146,6 +149,7 @@ class PersonDetector:
         self.threshold = float(threshold)
         self.max_persons = None if max_persons is None else int(max_persons)
         self.min_box_size = float(min_box_size)
+        self.max_batch: int | None = None  # frames per forward pass; set by running out of memory
         device = self.placement.device
         self._mean = torch.tensor(self.resize.mean).view(1, 3, 1, 1).to(device)
         self._std = torch.tensor(self.resize.std).view(1, 3, 1, 1).to(device)
@@ -239,14 +243,28 @@ class PersonDetector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence) -> list[Detections]:
-        """Detections for several images; images of one size share a forward pass."""
-        if not images:
-            return []
+        """Detections for several images; images of one size share a forward pass of at most
+        ``max_batch`` of them. When a pass runs out of device memory, ``max_batch`` halves (and
+        stays there) and the pass is tried again; with a single image it is a ``DeviceMemoryError``."""
         sizes = [tuple(_image_size(image)) for image in images]
-        if len(set(sizes)) == 1:
-            batch = torch.cat([self.preprocess(image) for image in images])
-            return self.postprocess(self.forward(batch), sizes)
-        return [self.postprocess(self.forward(self.preprocess(image)), [size])[0] for image, size in zip(images, sizes)]
+        limit = len(images) if len(set(sizes)) == 1 else 1  # different sizes: one at a time
+        results: list[Detections] = []
+        while len(results) < len(images):
+            start = len(results)
+            count = min(limit, self.max_batch or limit, len(images) - start)
+            try:
+                results.extend(self._detect(images[start : start + count], sizes[start : start + count]))
+                continue
+            except OUT_OF_MEMORY:
+                pass  # handled here, where the failed pass's tensors are freed
+            self.max_batch = back_off(self.device, count, what="detector", items="frame", flag="--detector")
+            log.warning("%s out of memory with %d frames at once: detector batches are now at most %d",
+                        self.device, count, self.max_batch)  # fmt: skip
+        return results
+
+    def _detect(self, images: Sequence, sizes: list[tuple[int, int]]) -> list[Detections]:
+        batch = torch.cat([self.preprocess(image) for image in images])
+        return self.postprocess(self.forward(batch), sizes)
 
 
 def _image_size(image) -> tuple[int, int]:

@@ -7,6 +7,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import VitposeError
+
+# What torch raises when an allocation fails on the device (torch.cuda.OutOfMemoryError is the same class).
+OUT_OF_MEMORY = (torch.OutOfMemoryError,)
+
+
+class DeviceMemoryError(VitposeError, RuntimeError):
+    """The device ran out of memory even for one item at a time (one line for the user)."""
+
+
+def back_off(device: torch.device, failed: int, *, what: str, items: str, flag: str) -> int:
+    """The batch size to try after ``failed`` items at once ran out of memory: half of it (the
+    device's cached blocks freed first); at one item, :class:`DeviceMemoryError`."""
+    if failed <= 1:
+        raise DeviceMemoryError(
+            f"out of memory on {device} with a single {items} in the {what}: "
+            f"try a smaller {flag}, --dtype fp16, or --device cpu"
+        )
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return failed // 2
+
 _DTYPE_NAMES = {
     "fp32": torch.float32,
     "float32": torch.float32,
@@ -83,6 +105,14 @@ def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory; a read-only array (``np.asarray(pil_image)``,
+    a memory map) is copied first, since torch warns that it could write to it otherwise."""
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
 def image_to_device(image, placement: Placement) -> torch.Tensor:
     """An image as an HxWx3 uint8 tensor on ``placement.device``: from an HxW(x3|x4) uint8 numpy
     array (gray is repeated, alpha dropped; pinned for a non-blocking CUDA copy) or a uint8 torch
@@ -97,7 +127,7 @@ def image_to_device(image, placement: Placement) -> torch.Tensor:
             array = np.repeat(array[:, :, None], 3, axis=2)
         if array.ndim != 3 or array.shape[2] not in (3, 4):
             raise ValueError(f"image must be HxWx3 RGB, got shape {array.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3]))
+        tensor = tensor_from_numpy(np.ascontiguousarray(array[:, :, :3]))
         if placement.is_cuda:
             tensor = tensor.pin_memory()
     if tensor.dtype != torch.uint8:

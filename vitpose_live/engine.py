@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -228,6 +229,7 @@ class PoseEngine:
         first = thread is None
         if first:
             thread = self._detector_thread = DetectorThread(self.detector)
+            weakref.finalize(self, thread.close, 0.0)  # an engine dropped unclosed stops its thread
             self._since_detection = None
         since = self._since_detection
         if thread.idle and (since is None or since + 1 >= self.det_every):

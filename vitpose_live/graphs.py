@@ -1,8 +1,7 @@
 """CUDA graphs for a model's forward pass at fixed batch sizes.
 
 Eager PyTorch launches every kernel from Python, which costs more than the kernels themselves for
-a ViT on a handful of crops (bench/RESULTS.md: ViTPose-B takes the same 7-8 ms on an H100 for 1 or
-64 crops). A CUDA graph records the launches once per batch size and replays them in one call.
+a ViT on a handful of crops (figures in bench/RESULTS.md). A CUDA graph records the launches once per batch size and replays them in one call.
 Batches are padded up to the next bucket (1, 2, 4, 8, then multiples of 8 up to ``max_batch``);
 graphs are captured the first time a bucket is used and share one memory pool.
 """

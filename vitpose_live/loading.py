@@ -1,34 +1,191 @@
 """Loading checkpoints and processor settings: a Hub id, a local directory or a ready instance.
 
-Every failure becomes a ``ModelLoadError`` with one line a person can act on.
+Every failure becomes a ``ModelLoadError`` with one line a person can act on. ``check_models``
+checks the pose model and the detector together before either loads, and fails within seconds
+when the Hugging Face Hub cannot be reached: one short probe instead of the library's retries.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from .device import Placement
+    from .device import Placement
+
+from .errors import VitposeError
 
 log = logging.getLogger(__name__)
 
+HUB_PROBE_TIMEOUT = 3.0  # seconds for the one request that tells whether the Hub answers
+_HUB_DOWN_MEMORY = 30.0  # seconds an unreachable Hub is remembered (then asked again)
+_hub_down_at: float | None = None
 
-class ModelLoadError(RuntimeError):
-    """A model or its processor settings could not be loaded (message is one user-facing line)."""
+
+@dataclass(frozen=True)
+class ModelProblem:
+    """Why one model cannot be loaded: ``what`` ("pose model"), its ``spec``, the ``flag`` that sets it."""
+
+    what: str
+    spec: str
+    flag: str
+    reason: str
+    offline: bool = False  # a Hub id that needs a checkpoint directory (no cache, no network)
+
+
+class ModelLoadError(VitposeError, RuntimeError):
+    """A model or its processor settings could not be loaded (message is one user-facing line);
+    ``problems`` lists each model that failed, for faces that word it their own way."""
+
+    def __init__(self, message: str, problems: tuple[ModelProblem, ...] = ()):
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+def problems_line(problems: list[ModelProblem] | tuple[ModelProblem, ...]) -> str:
+    """Every problem in one line (models failing for the same reason named together), with what to do."""
+    by_reason: dict[str, list[ModelProblem]] = {}
+    for problem in problems:
+        by_reason.setdefault(problem.reason, []).append(problem)
+    parts = [
+        "cannot load " + " or ".join(f"the {p.what} '{p.spec}' ({p.flag})" for p in group) + f": {reason}"
+        for reason, group in by_reason.items()
+    ]
+    offline = [p for p in problems if p.offline]
+    if offline:
+        flags = " / ".join(f"{p.flag} DIR" for p in offline)
+        parts.append(
+            f"on a connected machine, `hf download ID --local-dir DIR` (or save_pretrained) makes a checkpoint "
+            f"directory to pass as {flags}" + ("" if _offline() else "; HF_HUB_OFFLINE=1 skips the network")
+        )
+    return "; ".join(parts)
+
+
+def check_models(pose_spec, detector_spec) -> None:
+    """Raise one ``ModelLoadError`` naming every model (pose, detector) that cannot be loaded.
+
+    Quick: local directories are looked at, Hub ids are looked up in the local cache, and the Hub
+    is asked at most once per id with a short timeout (not at all with ``HF_HUB_OFFLINE=1``).
+    Ready model instances pass.
+    """
+    problems = [
+        problem
+        for what, spec, flag in (("pose model", pose_spec, "--model"), ("detector", detector_spec, "--detector"))
+        if (problem := find_problem(spec, what=what, flag=flag)) is not None
+    ]
+    if problems:
+        raise ModelLoadError(problems_line(problems), tuple(problems))
+
+
+def find_problem(spec, *, what: str, flag: str) -> ModelProblem | None:
+    """Why ``spec`` cannot be loaded, or ``None`` when it looks loadable."""
+    if spec is None or not isinstance(spec, (str, os.PathLike)):
+        return None  # a ready instance (or the caller's default)
+    spec = os.fspath(spec)
+
+    def problem(reason: str, offline: bool = False) -> ModelProblem:
+        return ModelProblem(what, spec, flag, reason, offline)
+
+    if os.path.isdir(spec):
+        return None if os.path.isfile(os.path.join(spec, "config.json")) else problem("no config.json there")
+    if _looks_local(spec) or os.path.exists(spec):
+        return problem("no such directory")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(spec)
+    except HFValidationError:
+        return problem("no such directory, and not a Hub id")
+    cached = _cached(spec)
+    if _offline():
+        return None if cached else problem("not in the local Hub cache, and HF_HUB_OFFLINE=1", offline=True)
+    reason = _ask_hub(spec)
+    if reason is None or (cached and reason == _unreachable()):
+        return None  # on the Hub, or cached while the Hub is down (loaded from the cache)
+    return problem(reason, offline=reason == _unreachable())
+
+
+def _looks_local(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or (os.sep != "/" and os.sep in spec)
+
+
+def _cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an unreadable cache is no cache
+        return False
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _unreachable() -> str:
+    from huggingface_hub import constants
+
+    return f"not in the local cache, and the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached"
+
+
+def _hub_is_down() -> bool:
+    return _hub_down_at is not None and time.monotonic() - _hub_down_at < _HUB_DOWN_MEMORY
+
+
+def _ask_hub(repo_id: str) -> str | None:
+    """One short request: ``None`` when the Hub has ``repo_id``, else why not."""
+    global _hub_down_at
+    if _hub_is_down():
+        return _unreachable()
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_PROBE_TIMEOUT)
+    except GatedRepoError:
+        return None  # loading says so if this machine's token may not read it
+    except RepositoryNotFoundError:
+        return "no such directory, nor a model on the Hugging Face Hub (check the id; a private one needs `hf auth login`)"
+    except HfHubHTTPError as error:
+        return f"the Hugging Face Hub answered: {_first_line(error)}"
+    except Exception:  # noqa: BLE001 - connection refused, DNS, timeout, proxy: the Hub is out of reach
+        _hub_down_at = time.monotonic()
+        return _unreachable()
+    _hub_down_at = None
+    return None
+
+
+def _hub_kwargs() -> dict[str, Any]:
+    """Load from the cache alone while the Hub is known to be out of reach (no retries)."""
+    return {"local_files_only": True} if _hub_is_down() else {}
+
+
+def quiet_hub_logging() -> None:
+    """Keep huggingface_hub's retry warnings out of the terminal (failures are reported as one line)."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0] if text else type(error).__name__
     lowered = str(error).lower()
     if "connect" in lowered or "offline" in lowered or "resolve" in lowered or "network" in lowered:
         return "not found locally and the Hugging Face Hub cannot be reached"
     if "does not appear to have" in lowered or "no such file" in lowered:
         return "no model files there"
-    return first[:200]
+    return _first_line(error)
 
 
 def describe(spec: Any) -> str:
@@ -37,22 +194,22 @@ def describe(spec: Any) -> str:
 
 def load_model(model_class, spec, placement: Placement, *, what: str, flag: str) -> torch.nn.Module:
     """``spec`` is a ready ``torch.nn.Module``, a local directory, or a Hub id."""
+    import torch
+
     if isinstance(spec, torch.nn.Module):
         model = spec
     else:
         if not isinstance(spec, (str, os.PathLike)):
             raise ModelLoadError(f"{what} must be a Hub id, a directory or a model instance, got {describe(spec)}")
         spec = os.fspath(spec)
-        looks_local = os.path.sep in spec and not os.path.isdir(spec) and spec.startswith((".", "/", "~"))
-        if looks_local:
-            raise ModelLoadError(f"cannot load {what} '{spec}': no such directory (check {flag} PATH)")
+        problem = find_problem(spec, what=what, flag=flag)
+        if problem is not None:
+            raise ModelLoadError(problems_line([problem]), (problem,))
         try:
-            model = model_class.from_pretrained(spec)
+            model = model_class.from_pretrained(spec, **_hub_kwargs())
         except Exception as error:  # transformers raises OSError, ValueError, HF hub errors...
-            raise ModelLoadError(
-                f"cannot load {what} '{spec}': {_reason(error)} "
-                f"(pass a directory saved with save_pretrained as {flag} PATH)"
-            ) from error
+            problem = ModelProblem(what, spec, flag, f"{_reason(error)} (pass a directory saved with save_pretrained as {flag} PATH)")
+            raise ModelLoadError(problems_line([problem]), (problem,)) from error
     return model.to(device=placement.device, dtype=placement.dtype).eval()
 
 
@@ -75,7 +232,7 @@ def processor_settings(spec, *, fallback_class_name: str | None, what: str) -> d
         from transformers import ImageProcessingMixin
 
         try:
-            settings, _ = ImageProcessingMixin.get_image_processor_dict(os.fspath(spec))
+            settings, _ = ImageProcessingMixin.get_image_processor_dict(os.fspath(spec), **_hub_kwargs())
         except Exception as error:
             raise ModelLoadError(f"cannot load the image processor of {what} '{spec}': {_reason(error)}") from error
         return dict(settings)

@@ -4,10 +4,11 @@
   dropped and counted, so latency stays at one inference.
 - ``Policy.FIFO`` (files): a bounded queue with back-pressure; nothing is dropped, order is kept.
 
-Stopping is one shared event; every blocking call waits with a timeout and checks it, so
-``stop()`` returns within a second even when a source or a model call is stuck (those threads
-are daemons and are abandoned). An exception in any stage stops the pipeline and is raised
-again from ``results()`` / ``join()``.
+Stopping is one shared event; every wait between the stages polls it. ``stop()`` also closes a
+live source, which ends a read blocked on the camera or the network, and waits for the model call
+in flight, so that within its second no thread of the pipeline is left. (A read stuck in native
+code that closing cannot end would stay: ``alive()`` names it.) An exception in any stage stops
+the pipeline and is raised again from ``results()`` / ``join()``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .errors import VitposeError, one_line
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
+_IDLE_POLL = 0.01  # seconds between calls of a waiting consumer's idle function
 
 
 class Policy(enum.Enum):
@@ -29,7 +32,7 @@ class Policy(enum.Enum):
     FIFO = "fifo"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(VitposeError, RuntimeError):
     """A stage failed; the message names the stage and the cause."""
 
 
@@ -56,6 +59,8 @@ class FrameBuffer:
         """Hand ``item`` on; False when stopped first. LATEST replaces what is waiting
         (counted as dropped); FIFO waits for room. The end marker is never dropped."""
         with self._lock:
+            if item is not END and self._stop.is_set():
+                return False
             if self.policy is Policy.LATEST:
                 while item is not END and self._items and self._items[-1] is not END:
                     self._items.pop()
@@ -71,16 +76,20 @@ class FrameBuffer:
             self._lock.notify_all()
             return True
 
-    def get(self):
-        """The next item, ``END`` at the end of stream or when stopped."""
-        with self._lock:
-            while not self._items:
+    def get(self, idle: Callable[[], None] | None = None):
+        """The next item, ``END`` at the end of stream or when stopped. While waiting, ``idle``
+        (if any) is called every few milliseconds, outside the lock."""
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._items.popleft()
+                    self._lock.notify_all()
+                    return item
                 if self._stop.is_set():
                     return END
-                self._lock.wait(_POLL)
-            item = self._items.popleft()
-            self._lock.notify_all()
-            return item
+                self._lock.wait(_IDLE_POLL if idle else _POLL)
+            if idle is not None and not self._items:
+                idle()
 
     def __len__(self) -> int:
         with self._lock:
@@ -186,6 +195,7 @@ class Pipeline:
         self._error_stage = ""
         self.stats = PipelineStats()
         self._threads: list[threading.Thread] = []
+        self._opened = None  # the source being read, once the capture thread has it
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -196,12 +206,28 @@ class Pipeline:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 0.5) -> None:
-        """Signal every stage to stop and wait up to ``timeout`` seconds in all."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Signal every stage to stop, close a live source (ending a blocked read) and wait up to
+        ``timeout`` seconds in all for the threads to end."""
         self._stop.set()
+        source = self._opened
+        if source is not None and getattr(source, "is_live", False) and self._threads[0].is_alive():
+            # Live sources close from any thread, but may wait for a read in flight: not on ours.
+            closer = threading.Thread(target=source.close, name="vitpose-close", daemon=True)
+            closer.start()
+            self._threads.append(closer)
+            self._opened = None
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._account_for_unfinished_frames()
+
+    def _account_for_unfinished_frames(self) -> None:
+        """Frames still queued or in a model call when the run stopped count as dropped, so that
+        in = processed + dropped holds however the run ended."""
+        self.stats.frames_in = self._frames.put_count
+        self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_processed
+        self.stats.results_dropped = self._results.dropped
 
     @property
     def stopped(self) -> bool:
@@ -219,7 +245,8 @@ class Pipeline:
             error = self._error
             if isinstance(error, (KeyboardInterrupt, MemoryError)):
                 raise error
-            raise PipelineError(f"{self._error_stage} failed: {_one_line(error)}") from error
+            cause = one_line(error, with_type=not isinstance(error, VitposeError))
+            raise PipelineError(f"{self._error_stage} failed: {cause}") from error
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -237,7 +264,7 @@ class Pipeline:
             self._stop.set()
 
     def _capture(self) -> None:
-        source = self._source() if callable(self._source) else self._source
+        source = self._opened = self._source() if callable(self._source) else self._source
         interval = 1.0 / self.realtime_fps if self.realtime_fps else 0.0
         next_at = time.monotonic()
         try:
@@ -250,9 +277,9 @@ class Pipeline:
                         return
                     next_at = max(next_at + interval, time.monotonic() - interval)
                     frame = Frame(frame.image, frame.index, frame.time, time.monotonic())
-                self.stats.frames_in += 1
-                if not self._frames.put(frame):
+                if not self._frames.put(frame):  # stopped: the frame never went in
                     return
+                self.stats.frames_in += 1
                 self._count_drops()
         finally:
             close = getattr(source, "close", None)
@@ -265,6 +292,8 @@ class Pipeline:
             frames = []
             while len(frames) < self.batch and (frame := self._frames.get()) is not END:
                 frames.append(frame)
+            if self._stop.is_set():  # stopped: frames still queued are not worth a model call
+                return
             if frames:
                 start = time.perf_counter()
                 results = self._process_batch(frames) if self.batch > 1 else [self._process(frames[0])]
@@ -282,10 +311,11 @@ class Pipeline:
         self.stats.frames_dropped = self._frames.dropped + self._results.dropped
         self.stats.results_dropped = self._results.dropped
 
-    def results(self) -> Iterator[object]:
-        """Results in order until the source ends; raises a stage's error when one failed."""
+    def results(self, idle: Callable[[], None] | None = None) -> Iterator[object]:
+        """Results in order until the source ends; raises a stage's error when one failed.
+        ``idle`` is called every few milliseconds while waiting (a window polls its keys there)."""
         while True:
-            item = self._results.get()
+            item = self._results.get(idle)
             if item is END:
                 self._count_drops()
                 self.raise_error()
@@ -293,8 +323,3 @@ class Pipeline:
             self.stats.frames_processed += 1
             self.stats.mark_done()
             yield item
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

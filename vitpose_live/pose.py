@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import Placement, host_to_device, image_to_device, resolve
+from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve, tensor_from_numpy
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
@@ -22,6 +22,11 @@ from .types import Poses
 log = logging.getLogger(__name__)
 
 from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
+
+# How many keypoints each ViTPose++ expert's dataset has; transformers' conversions keep only
+# the COCO head.
+EXPERT_KEYPOINTS: dict[str, int] = {"coco": 17, "aic": 14, "mpii": 16, "ap10k": 17, "apt36k": 17, "wholebody": 133}
+_ANIMAL_WORDS = ("paw", "tail", "withers")  # AP-10K / APT-36K keypoints; COCO's 17 are human
 
 _PADDING = 1.25  # the box padding of the reference recipe
 _DARK_KERNEL = 11
@@ -56,20 +61,49 @@ class CropSettings:
         )
 
 
-def resolve_expert(expert: str | int | None, num_experts: int) -> int:
-    """The MoE expert index for ``expert`` (a name from ``EXPERTS`` or an index); COCO by default."""
+def head_datasets(skeleton: Skeleton) -> tuple[str, ...]:
+    """The datasets whose keypoints a pose head predicts, judged by their number and names."""
+    count = skeleton.num_keypoints
+    if count == EXPERT_KEYPOINTS["coco"]:
+        animal = any(word in name.lower() for name in skeleton.keypoint_names for word in _ANIMAL_WORDS)
+        return ("ap10k", "apt36k") if animal else ("coco",)
+    return tuple(name for name, n in EXPERT_KEYPOINTS.items() if n == count)
+
+
+def _describe_head(skeleton: Skeleton, num_experts: int) -> str:
+    names = skeleton.keypoint_names
+    datasets = head_datasets(skeleton)
+    owner = f"{'/'.join(d.upper() for d in datasets)}'s " if datasets else ""
+    return (
+        f"this checkpoint has {num_experts} expert(s) and one head, for {owner}{len(names)} keypoints "
+        f"({names[0]} … {names[-1]})"
+    )
+
+
+def resolve_expert(expert: str | int | None, num_experts: int, skeleton: Skeleton) -> int:
+    """The MoE expert index for ``expert`` (a name from ``EXPERTS`` or an index), accepted only when
+    the checkpoint's head predicts that dataset's keypoints; by default the expert of the head's
+    dataset (COCO for the transformers checkpoints)."""
+    datasets = head_datasets(skeleton)
     if expert is None:
-        return 0
+        return EXPERTS[datasets[0]] if datasets and EXPERTS[datasets[0]] < num_experts else 0
     if isinstance(expert, str) and not expert.strip().lstrip("-").isdigit():
         key = expert.strip().lower().replace("-", "").replace("_", "")
         if key not in EXPERTS:
             raise ValueError(f"unknown expert {expert!r}: use one of {', '.join(EXPERTS)} or an index")
-        index = EXPERTS[key]
     else:
         index = int(expert)
-    if not 0 <= index < max(num_experts, 1):
-        raise ValueError(f"expert {expert!r} is out of range: this model has {num_experts} expert(s)")
-    return index
+        if not 0 <= index < len(EXPERTS):
+            raise ValueError(f"expert {expert!r} is out of range: the ViTPose++ experts are 0-{len(EXPERTS) - 1}")
+        key = list(EXPERTS)[index]
+    if key not in datasets or EXPERTS[key] >= num_experts:
+        fits = [name for name in datasets if EXPERTS[name] < num_experts]
+        hint = f": use --expert {fits[0]}" if fits else ""
+        raise ValueError(
+            f"expert {expert!r} needs a head for {key.upper()}'s {EXPERT_KEYPOINTS[key]} keypoints, but "
+            f"{_describe_head(skeleton, num_experts)}{hint}"
+        )
+    return EXPERTS[key]
 
 
 def boxes_to_center_scale(boxes: torch.Tensor, aspect_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,8 +266,14 @@ class PoseEstimator:
         self.crop = CropSettings.from_processor(settings)
         config = self.model.config
         self.num_experts = int(getattr(config.backbone_config, "num_experts", 1) or 1)
-        self.expert = resolve_expert(expert, self.num_experts)
-        self.skeleton: Skeleton = skeleton_for(int(config.num_labels), getattr(config, "id2label", None))
+        self.skeleton: Skeleton = skeleton_for(_head_keypoints(self.model), getattr(config, "id2label", None))
+        self.expert = resolve_expert(expert, self.num_experts, self.skeleton)
+        if flip_test and not self.skeleton.flip_pairs:
+            names = self.skeleton.keypoint_names
+            raise ValueError(
+                f"--flip-test needs left/right keypoint pairs to swap in the mirrored crop, and this "
+                f"checkpoint's {len(names)} keypoints ({names[0]} … {names[-1]}) have none"
+            )
         self.flip_test = flip_test
         self.max_batch = max(1, int(max_batch))
         self._graphed = None
@@ -269,7 +309,7 @@ class PoseEstimator:
         return self._crops(pixels, self._boxes_to_device(boxes))
 
     def _boxes_to_device(self, boxes) -> torch.Tensor:
-        return host_to_device(torch.from_numpy(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)), self.device)
+        return host_to_device(tensor_from_numpy(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)), self.device)
 
     def _crops(self, pixels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         out_h, out_w = self.crop.height, self.crop.width
@@ -319,9 +359,9 @@ class PoseEstimator:
         """Heatmaps (N,K,h,w) for a batch of crops, in chunks of ``max_batch``; with ``flip_test``
         averaged with the flipped crops' heatmaps flipped back (one forward pass for both).
 
-        When a chunk runs out of device memory, ``max_batch`` drops to the power of two below
-        that chunk's size (and stays there for later calls), the CUDA cache is emptied and the
-        chunk is tried again; out of memory with a single crop is raised."""
+        When a chunk runs out of device memory, ``max_batch`` halves (and stays there for later
+        calls) and the chunk is tried again; out of memory with a single crop is a
+        ``DeviceMemoryError``."""
         n = pixel_values.shape[0]
         if n == 0:
             h, w = self.crop.height // 4, self.crop.width // 4
@@ -335,15 +375,11 @@ class PoseEstimator:
                 batch = torch.cat([batch, batch.flip(-1)])
             try:
                 heatmaps = (self._graphed or self._heatmaps)(batch)
-            except (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError):
-                if size == 1:
-                    raise
+            except OUT_OF_MEMORY:
                 heatmaps = None
             if heatmaps is None:  # out of memory; handled here, where the failed pass's tensors are freed
                 del batch
-                self.max_batch = 1 << ((size - 1).bit_length() - 1)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
+                self.max_batch = back_off(self.device, size, what="pose model", items="crop", flag="--model")
                 log.warning(
                     "%s out of memory with %d crops at once: pose batches are now at most %d",
                     self.device, size, self.max_batch,
@@ -426,3 +462,9 @@ class PoseEstimator:
         k = self.skeleton.num_keypoints
         return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
 
+
+def _head_keypoints(model) -> int:
+    """Keypoints the head predicts: its last convolution's output channels (``config.num_labels``
+    for a model as transformers builds it)."""
+    convolutions = [m for m in model.head.modules() if isinstance(m, torch.nn.Conv2d)] if hasattr(model, "head") else []
+    return int(convolutions[-1].out_channels) if convolutions else int(model.config.num_labels)

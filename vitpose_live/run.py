@@ -98,15 +98,17 @@ def run(
     hud: HudAnnotator | None = None,
     on_frame: FrameCallback | None = None,
     on_latency: Callable[[float], None] | None = None,
+    on_idle: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run ``source`` through ``engine`` into ``outputs`` until it ends, ``on_frame`` asks to
     stop, or Ctrl-C (outputs are then finalised: ``interrupted``). Any other error removes the
-    outputs and is raised. The source and the engine's threads are closed in every case."""
+    outputs and is raised. The source and the engine's threads are closed in every case.
+    ``on_idle`` is called every few milliseconds while waiting for a frame (a window's keys)."""
     annotator = annotator or PoseAnnotator()
     if options.live:
         warm_up(engine)
     pipeline = _pipeline(source, engine, options)
-    loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency)
+    loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency, on_idle)
     interrupted = False
     try:
         with pipeline:
@@ -148,12 +150,12 @@ def _pipeline(source, engine: PoseEngine, options: RunOptions) -> Pipeline:
 class _Loop:
     """The caller's side of the pipeline: draw, write, count, report."""
 
-    def __init__(self, engine, outputs: Outputs, options: RunOptions, drawing, on_frame, on_latency):
+    def __init__(self, engine, outputs: Outputs, options: RunOptions, drawing, on_frame, on_latency, on_idle=None):
         from tqdm import tqdm
 
         self.engine, self.outputs, self.options = engine, outputs, options
         self.annotator, self.hud = drawing
-        self.on_frame, self.on_latency = on_frame, on_latency
+        self.on_frame, self.on_latency, self.on_idle = on_frame, on_latency, on_idle
         self.frames = self.persons = self.detections = 0
         self._first_capture: float | None = None
         self._bar = tqdm(total=options.total, unit="frame", dynamic_ncols=True,
@@ -161,7 +163,7 @@ class _Loop:
 
     def consume(self, pipeline: Pipeline) -> None:
         with self._bar:
-            for result in pipeline.results():
+            for result in pipeline.results(idle=self.on_idle):
                 if self._one(result, pipeline.stats):
                     return
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, check_writable  # noqa: F401
+from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, _os_reason, check_writable  # noqa: F401
 from .types import Poses
 
 log = logging.getLogger(__name__)
@@ -25,11 +24,6 @@ log = logging.getLogger(__name__)
 # Audio codecs copied into the MP4 as they are; browsers play both. Others are re-encoded to AAC.
 REMUX_AUDIO_CODECS = frozenset({"aac", "mp3"})
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
-
-
-def _os_reason(error: BaseException) -> str:
-    reason = getattr(error, "strerror", None) or str(error)
-    return reason[0].lower() + reason[1:] if reason else type(error).__name__
 
 
 class VideoFileSink:
@@ -137,7 +131,10 @@ class VideoFileSink:
         yuv = cv2.cvtColor(self._pad(image), cv2.COLOR_RGB2YUV_I420)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base, frame.duration = pts, self.time_base, self._frame_ticks
-        self._container.mux(self._video.encode(frame))
+        try:
+            self._container.mux(self._video.encode(frame))
+        except (OSError, av.error.FFmpegError) as error:  # e.g. the disk filled up mid-run
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
         self._last_pts = pts
         self._end_pts = pts + self._frame_ticks
         self.frames_written += 1

@@ -58,21 +58,44 @@ def _is_real_name(name: str) -> bool:
     return bool(name) and not name.startswith("LABEL_")
 
 
+_SIDES = (("left", ("left_", "left", "l_")), ("right", ("right_", "right", "r_")))
+
+
+def side_of(name: str) -> tuple[str | None, str]:
+    """(``"left"``, ``"right"`` or ``None``, the rest of the name), for both spellings in use:
+    ``left_eye``/``right_eye`` (COCO, COCO-WholeBody) and ``L_Eye``/``R_Eye`` (transformers' ViTPose
+    configs, AP-10K)."""
+    key = "_".join(name.strip().lower().replace("-", " ").split())
+    for side, prefixes in _SIDES:
+        for prefix in prefixes:
+            if key.startswith(prefix) and len(key) > len(prefix):
+                return side, key[len(prefix) :].lstrip("_")
+    return None, key
+
+
+def flip_pairs_for(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """(left, right) index pairs of keypoints whose names differ only by their side."""
+    sides = [side_of(name) for name in names]
+    rights = {rest: i for i, (side, rest) in enumerate(sides) if side == "right"}
+    return tuple((i, rights[rest]) for i, (side, rest) in enumerate(sides) if side == "left" and rest in rights)
+
+
+def _normalised(name: str) -> str:
+    side, rest = side_of(name)
+    return f"{side}_{rest}" if side else rest
+
+
 def skeleton_for(num_keypoints: int, id2label: dict | None = None) -> Skeleton:
-    """The COCO skeleton for 17 keypoints; otherwise names from ``id2label`` (when they are real
-    names, not ``LABEL_i``) or ``keypoint_i``, with no edges and flip pairs found by the
-    ``left_``/``right_`` naming convention."""
-    if num_keypoints == len(COCO_KEYPOINTS):
-        return COCO
+    """The COCO skeleton for 17 keypoints named like COCO's (or not named: ``LABEL_i``);
+    otherwise names from ``id2label`` (when they are real names) or ``keypoint_i``, with no edges
+    and flip pairs found by the left/right naming conventions (:func:`side_of`)."""
     names = _generic_names(num_keypoints)
     if id2label and len(id2label) == num_keypoints:
         labels = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(num_keypoints)]
         if all(_is_real_name(label) for label in labels):
             names = tuple(labels)
-    index = {name: i for i, name in enumerate(names)}
-    flip_pairs = tuple(
-        (i, index["right" + name[len("left") :]])
-        for i, name in enumerate(names)
-        if name.startswith("left") and "right" + name[len("left") :] in index
-    )
-    return Skeleton(names, (), flip_pairs)
+    if num_keypoints == len(COCO_KEYPOINTS) and (
+        names == _generic_names(num_keypoints) or tuple(map(_normalised, names)) == COCO_KEYPOINTS
+    ):
+        return COCO
+    return Skeleton(names, (), flip_pairs_for(names))

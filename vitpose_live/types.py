@@ -119,16 +119,6 @@ class Poses:
     def replace(self, **changes) -> Poses:
         return dataclasses.replace(self, **changes)
 
-    def select(self, index) -> Poses:
-        """The persons picked by a boolean mask or an index array."""
-        return self.replace(
-            keypoints=self.keypoints[index],
-            scores=self.scores[index],
-            boxes=self.boxes[index],
-            box_scores=self.box_scores[index],
-            track_ids=None if self.track_ids is None else self.track_ids[index],
-        )
-
     def to_supervision(self):
         """The same poses as a ``supervision.KeyPoints`` (lossless: names and edges go in ``data``)."""
         import supervision as sv
@@ -145,24 +135,4 @@ class Poses:
             keypoint_confidence=self.scores.copy(),
             detection_confidence=self.box_scores.copy(),
             data=data,
-        )
-
-    @classmethod
-    def from_supervision(cls, key_points, skeleton: Skeleton | None = None) -> Poses:
-        """Back from a ``supervision.KeyPoints`` made by :meth:`to_supervision`."""
-        n, k = key_points.xy.shape[:2]
-        names = skeleton.keypoint_names if skeleton else None
-        if names is None and "keypoint_names" in key_points.data and n:
-            names = tuple(key_points.data["keypoint_names"][0])
-        from .skeletons import skeleton_for
-
-        chosen = skeleton or skeleton_for(k, dict(enumerate(names)) if names else None)
-        return cls(
-            keypoints=key_points.xy,
-            scores=key_points.keypoint_confidence if key_points.keypoint_confidence is not None else np.ones((n, k)),
-            boxes=key_points.data.get("boxes", np.zeros((n, 4))),
-            box_scores=key_points.detection_confidence if key_points.detection_confidence is not None else np.ones(n),
-            keypoint_names=chosen.keypoint_names,
-            edges=chosen.edges,
-            track_ids=key_points.data.get("tracker_id"),
         )

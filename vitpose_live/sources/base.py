@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
+from ..errors import VitposeError
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from .spec import SourceKind
 
 
-class SourceError(Exception):
+class SourceError(VitposeError):
     """A source that cannot be opened or read; the message is one line meant for the user."""
 
 

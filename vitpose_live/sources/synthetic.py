@@ -34,7 +34,7 @@ def _limb(joint: tuple[float, float], length: float, angle: float, side: float) 
 class SyntheticSource(Closable):
     """A made-up scene: ``persons`` stick figures (head, torso, swinging arms and legs) walking
     back and forth, on a shaded background with mild noise, with the frame index stamped in the
-    top-left corner (white on a black box, :attr:`stamp_box`).
+    top-right corner, clear of the HUD (white on a black box, :attr:`stamp_box`).
 
     Everything is a function of ``seed`` and the frame index, so two sources with the same
     arguments give the same pictures and :meth:`ground_truth` gives the COCO joints drawn.
@@ -45,7 +45,6 @@ class SyntheticSource(Closable):
     """
 
     kind = SourceKind.SYNTHETIC
-    stamp_box = (0, 0, 96, 22)  # x, y, width, height
 
     def __init__(
         self,
@@ -65,6 +64,7 @@ class SyntheticSource(Closable):
         if persons < 0 or (frames is not None and frames < 0):
             raise SourceError("synthetic persons and frames cannot be negative")
         self.width, self.height, self.fps = int(width), int(height), float(fps)
+        self.stamp_box = (max(0, self.width - 96), 0, 96, 22)  # x, y, width, height
         self.frames = None if frames is None else int(frames)
         self.persons = int(persons)
         self.realtime = bool(realtime)

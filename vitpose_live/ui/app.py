@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import weakref
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..loading import ModelLoadError, check_models, quiet_hub_logging
 from . import jobs
 from .payloads import Limits
 from .settings import MODEL_CHOICES, Settings, defaults_for
@@ -189,9 +191,25 @@ def main(argv: list[str] | None = None) -> None:
         resolve(args.device, args.dtype)
     except ValueError as error:
         parser.error(str(error))
+    quiet_hub_logging()
     app = PoseWebApp(args.model, args.detector, args.device, args.dtype)
-    app.build().launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
-                       max_file_size=app.limits.video_bytes)
+    try:
+        check_models(app.default_model, app.models.detector)
+    except ModelLoadError as error:  # the page says so too, when the model is first used
+        print(f"app.py: warning: {error}", file=sys.stderr)
+    demo = app.build()
+    demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
+                max_file_size=app.limits.video_bytes,
+                quiet=True,  # Gradio's own hint names `share=True`; ours names the flag
+                prevent_thread_lock=True)
+    print(launch_lines(demo.local_url, demo.share_url), flush=True)
+    demo.block_thread()
 
 
-__all__ = ["LiveSession", "PoseWebApp", "build_demo", "build_parser", "main"]
+def launch_lines(local_url: str, share_url: str | None) -> str:
+    """What the console says once the app is up."""
+    line = f"* Running on local URL:  {local_url}"
+    return line if share_url else line + "\n* For a temporary public link, add --share"  # Gradio printed share_url
+
+
+__all__ = ["LiveSession", "PoseWebApp", "build_demo", "build_parser", "launch_lines", "main"]

@@ -3,6 +3,7 @@ frame of a session, a video, an image. They raise ``gr.Error`` with a one-line r
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -22,12 +23,32 @@ from .payloads import Limits, check_video_info, check_video_size, image_from_pay
 from .settings import Settings
 from .state import LiveSession, ModelCache
 
+log = logging.getLogger(__name__)
+
 
 def load(models: ModelCache, model: str):
     try:
         return models.get(model)
     except (ModelLoadError, ValueError) as error:
-        raise gr.Error(str(error), title="Model not available") from None
+        raise model_error(error) from None
+
+
+def model_error(error: ModelLoadError | ValueError) -> gr.Error:
+    """What the page says when a model cannot be loaded: which one, why, and what the person running
+    the app can do (the console gets the same one line, no traceback)."""
+    log.warning("%s", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    problems = getattr(error, "problems", ())
+    if not problems:
+        return gr.Error(str(error), title="Model not available", print_exception=False)
+    text = " ".join(f"The {p.what} '{p.spec}' could not be loaded: {p.reason}." for p in problems)
+    flags = " and ".join(f"{p.flag} DIR" for p in problems)
+    text += (
+        f" Whoever runs this app can restart it with {flags}: checkpoint directories made on a machine with "
+        "internet access (`hf download ID --local-dir DIR`, or save_pretrained)."
+    )
+    if any(p.what == "pose model" and not p.offline for p in problems):
+        text += " Meanwhile another pose model from the list may work."
+    return gr.Error(text, title="Model not available", print_exception=False)
 
 
 class _LoadingModels:

@@ -99,7 +99,8 @@ def webcam_tab(app, controls: dict) -> gr.Tab:
 def video_tab(app, controls: dict) -> gr.Tab:
     limits = app.limits
     with gr.Tab("Video", id="video") as tab:
-        gr.Markdown(f"Videos up to **{limits.video_seconds:.0f} s** and **{limits.video_bytes // MB} MB** "
+        # Not bold: Gradio's bold font lacks "A" and "B" ("200 M B").
+        gr.Markdown(f"Videos up to {limits.video_seconds:.0f} s and {limits.video_bytes // MB} MB "
                     "(MP4, MOV, WebM, MKV, AVI…). You get an H.264 MP4 with the original audio, and every "
                     "keypoint as JSON lines (a header, then one line per frame) and as CSV.")
         with gr.Row():

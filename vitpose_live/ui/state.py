@@ -17,6 +17,7 @@ import torch
 
 from ..detector import PersonDetector
 from ..engine import PoseEngine, build_engine
+from ..loading import check_models
 from ..pose import PoseEstimator
 from ..types import Frame
 from .frames import mirror_poses
@@ -50,6 +51,8 @@ class ModelCache:
     def get(self, model: str) -> tuple[PoseEstimator, PersonDetector]:
         """The loaded pose model and the detector on its device (one detector for every pose
         model on the same device and dtype); raises ``ModelLoadError`` or ``ValueError``."""
+        if ("pose", model) not in self._models:
+            check_models(model, self.detector)  # both named at once, in seconds without the Hub
         pose = self._cached(("pose", model), lambda: PoseEstimator(model, device=self.device, dtype=self.dtype))
         placement = pose.placement
         detector = self._cached(("detector", str(placement.device), str(placement.dtype)),

@@ -1,0 +1,170 @@
+"""Keypoints in the formats other tools read: JSON lines (ours), CSV (spreadsheets, pandas) and
+COCO keypoint results (``pycocotools``' ``COCO.loadRes``, evaluation scripts).
+
+Every sink has the shape of :class:`~vitpose_live.sinks.KeypointsJsonlSink`:
+``write(frame_index, time, poses)``, ``close()``, ``abort()`` (close and delete). Each one writes
+the rounded record of :func:`~vitpose_live.sinks.frame_record`, so the three formats hold the same
+numbers, and a JSON lines file converts to the others exactly (:func:`convert_keypoints`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .output_paths import FORMAT_SUFFIXES, KEYPOINTS_FORMATS, keypoints_format  # noqa: F401 - re-exported
+from .sinks import KeypointsJsonlSink, SinkError, _os_reason, check_writable, frame_record
+from .types import Poses
+
+def open_keypoints_sink(path: str | Path, header: dict):
+    """The keypoints sink for ``path``'s extension: .jsonl, .csv or .json (COCO results)."""
+    sink = {"jsonl": KeypointsJsonlSink, "csv": KeypointsCsvSink, "coco": KeypointsCocoSink}[keypoints_format(path)]
+    return sink(path, header=header)
+
+
+class _TextSink:
+    """A text file opened for writing; write errors become one-line :class:`SinkError`s."""
+
+    def __init__(self, path: str | Path, **open_options) -> None:
+        self.path = Path(path)
+        check_writable(self.path)
+        try:
+            self._file = open(self.path, "w", encoding="utf-8", **open_options)
+        except OSError as error:
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+        self.frames_written = 0
+
+    def _guarded(self, action, *values):
+        if self._file.closed:
+            raise SinkError(f"cannot write '{self.path}': it is already closed")
+        try:
+            return action(*values)
+        except OSError as error:
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+
+    def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
+        self.write_record(frame_record(frame_index, time, poses))
+
+    def write_record(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """What the format needs written before the file is complete."""
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._guarded(self._finish)
+        try:
+            self._file.close()
+        except OSError as error:
+            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+
+    def abort(self) -> None:
+        """Close and delete the file."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.close()
+        else:
+            self.abort()
+
+
+def csv_columns(keypoint_names) -> list[str]:
+    """frame, time, person, track_id, x1, y1, x2, y2, box_score, then ``<name>_x``, ``<name>_y``,
+    ``<name>_score`` per keypoint (the web app's CSV has the same columns)."""
+    columns = ["frame", "time", "person", "track_id", "x1", "y1", "x2", "y2", "box_score"]
+    return columns + [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")]
+
+
+class KeypointsCsvSink(_TextSink):
+    """One row per person per frame under named columns (:func:`csv_columns`); ``track_id`` is
+    empty when the poses are not tracked, a missing value (NaN) an empty cell."""
+
+    def __init__(self, path: str | Path, *, header: dict) -> None:
+        super().__init__(path, newline="")
+        self._writer = csv.writer(self._file)
+        self._guarded(self._writer.writerow, csv_columns(header["keypoint_names"]))
+
+    def write_record(self, record: dict) -> None:
+        rows = []
+        for n, person in enumerate(record["persons"]):
+            row = [record["frame"], record["time"], n, person.get("track_id"), *person["box"], person["score"]]
+            row += [value for keypoint in person["keypoints"] for value in keypoint]
+            rows.append(["" if value is None else value for value in row])
+        self._guarded(self._writer.writerows, rows)
+        self.frames_written += 1
+
+
+def coco_results(record: dict) -> list[dict]:
+    """One frame's persons as COCO keypoint results: ``image_id`` the frame index,
+    ``category_id`` 1 (person), ``keypoints`` [x, y, v, ...] with the keypoint score as v,
+    ``score`` the person's detection score, ``bbox`` [x, y, width, height], and ``track_id``
+    when tracked."""
+    results = []
+    for person in record["persons"]:
+        x1, y1, x2, y2 = (0.0 if v is None else v for v in person["box"])
+        result = {
+            "image_id": record["frame"],
+            "category_id": 1,
+            "keypoints": [0.0 if v is None else v for keypoint in person["keypoints"] for v in keypoint],
+            "score": 0.0 if person["score"] is None else person["score"],
+            "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+        }
+        if "track_id" in person:
+            result["track_id"] = person["track_id"]
+        results.append(result)
+    return results
+
+
+class KeypointsCocoSink(_TextSink):
+    """A COCO results file: one JSON array of :func:`coco_results`, written as frames come (one
+    result per line), so memory does not grow with the video's length."""
+
+    def __init__(self, path: str | Path, *, header: dict) -> None:
+        super().__init__(path)
+        self._results = 0
+        self._guarded(self._file.write, "[")
+
+    def write_record(self, record: dict) -> None:
+        for result in coco_results(record):
+            separator = ",\n" if self._results else "\n"
+            self._guarded(self._file.write, separator + json.dumps(result, allow_nan=False))
+            self._results += 1
+        self.frames_written += 1
+
+    def _finish(self) -> None:
+        self._file.write("\n]\n")
+
+
+def _jsonl_records(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def convert_keypoints(jsonl: str | Path, target: str | Path) -> None:
+    """Write the keypoints of a JSON lines file (:class:`KeypointsJsonlSink`) to ``target`` in the
+    format its extension names; a failed ``target`` is deleted."""
+    if keypoints_format(target) == "jsonl":
+        shutil.copyfile(jsonl, target)
+        return
+    records = _jsonl_records(Path(jsonl))
+    header = next(records, None)
+    if header is None or header.get("type") != "header":
+        raise SinkError(f"'{jsonl}' is not a keypoints file (its first line is not a header)")
+    with open_keypoints_sink(target, header) as sink:
+        for record in records:
+            sink.write_record(record)
