@@ -147,3 +147,17 @@ def test_a_compiled_detector_compiles_once_and_pads_or_splits_other_batch_sizes(
         assert torch.allclose(outputs.pred_boxes, expected.pred_boxes[: len(batch)], atol=1e-6)
     assert compiled._compiled_batch == 3
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled once, never again
+
+
+def test_the_fixed_shape_forward_gives_transformers_bits_without_host_syncs(detector_model):
+    from host_syncs import count
+
+    stock = PersonDetector(detector_model, device="cpu", fixed_shapes=False)
+    fixed = PersonDetector(detector_model, device="cpu")
+    assert fixed._fixed is not None and stock._fixed is None
+    images = torch.rand(2, 3, 320, 320)
+    with torch.inference_mode():
+        expected, outputs = stock.forward(images), fixed.forward(images)
+        assert torch.equal(outputs.logits, expected.logits) and torch.equal(outputs.pred_boxes, expected.pred_boxes)
+        assert count(lambda: stock.forward(images)).total == 6  # spatial_shapes[level, i] = int, 3 levels
+        assert count(lambda: fixed.forward(images)).total == 0
