@@ -220,6 +220,9 @@ class PersonDetector:
     def _compile_buckets(self, batch_sizes: Sequence[int], size: tuple[int, int]) -> None:
         self._buckets = tuple(sorted(set(self._buckets) | {max(1, int(b)) for b in batch_sizes}))
         self._warmed_on = threading.get_ident()
+        if self._compiled is not None:
+            log.info("compiling the detector for batches of %s at %dx%d (a minute or two the first time)",
+                     ", ".join(map(str, self._buckets)), size[1], size[0])
         for batch in self._buckets:
             dummy = torch.zeros((batch, 3, *size), device=self.device, dtype=self.placement.dtype)
             dummy = dummy.contiguous(memory_format=torch.channels_last)
@@ -262,6 +265,8 @@ class PersonDetector:
             if len(chunk) < size:  # padded, never a new shape to compile for
                 chunk = torch.cat([chunk, chunk.new_zeros((size - len(chunk), *chunk.shape[1:]))])
             chunk = chunk.contiguous(memory_format=torch.channels_last)  # same strides every call
+            if not chunk.is_inference():  # made outside inference mode: the graphs guard on that too
+                chunk = chunk.clone(memory_format=torch.channels_last)
             parts.append(self._run_compiled(chunk))
             start += size
         logits, boxes = (torch.cat(values)[:count] for values in zip(*parts))
