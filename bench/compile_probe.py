@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -53,45 +54,42 @@ def main(argv=None) -> int:
     inputs = {b: torch.rand(b, 3, *size, device=stock.device, dtype=dtype).contiguous(memory_format=torch.channels_last)
               for b in args.buckets}  # fmt: skip
     report = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
-              "backend": args.backend or ("inductor reduce-overhead" if device == "cuda" else "inductor"), "rows": []}
-    results: dict = {}
+              "backend": args.backend or ("inductor reduce-overhead" if device == "cuda" else "inductor"),
+              "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0], "rows": []}
+    rows: list[dict] = []
 
-    def on_the_worker() -> None:  # compile, warm and time on one thread that is not the main one
+    def on_the_worker() -> None:  # everything on one thread that is not the main one, as in the CLI
+        with torch.inference_mode():
+            eager = {b: stock.forward(x) for b, x in inputs.items()}
+            for b, x in inputs.items():
+                row = {"batch": b}
+                for name, detector in (("transformers eager", stock), ("fixed-shape eager", fixed)):
+                    row[name + " ms"] = round(median_seconds(lambda: detector.forward(x), stock.device, min_time=1.0, max_reps=50) * 1e3, 3)
+                row["fixed-shape max |logit diff|"] = (fixed.forward(x).logits.float() - eager[b].logits.float()).abs().max().item()
+                rows.append(row)
         try:
             start = time.perf_counter()
             compiled.warm(args.buckets)
-            results["compile_s"] = time.perf_counter() - start
+            report["compile_s"] = round(time.perf_counter() - start, 1)
+            print(f"compile + warm-up on a worker thread, buckets {args.buckets}: {report['compile_s']:.1f} s", flush=True)
             with torch.inference_mode():
-                for b, x in inputs.items():
-                    results[b] = (median_seconds(lambda: compiled.forward(x), compiled.device, min_time=1.0, max_reps=50) * 1e3,
-                                  compiled.forward(x))
+                for row, (b, x) in zip(rows, inputs.items()):
+                    row["compiled ms (worker thread)"] = round(
+                        median_seconds(lambda: compiled.forward(x), compiled.device, min_time=1.0, max_reps=50) * 1e3, 3)
+                    out = compiled.forward(x)
+                    row["compiled max |logit diff|"] = (out.logits.float() - eager[b].logits.float()).abs().max().item()
+                    row["compiled max |box diff|"] = (out.pred_boxes.float() - eager[b].pred_boxes.float()).abs().max().item()
         except Exception as error:  # noqa: BLE001 - a probe reports and goes on
-            results["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            report["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            print(f"compiled on a worker thread: failed: {report['error']}", flush=True)
 
     worker = threading.Thread(target=on_the_worker, name="probe-inference")
     worker.start()
     worker.join()
-    if "error" in results:
-        print(f"compiled on a worker thread: failed: {results['error']}")
-        report["error"] = results["error"]
-    else:
-        print(f"compile + warm-up on a worker thread, buckets {args.buckets}: {results['compile_s']:.1f} s")
-        report["compile_s"] = round(results["compile_s"], 1)
-    with torch.inference_mode():
-        for b, x in inputs.items():
-            row = {"batch": b}
-            eager = stock.forward(x)
-            for name, detector in (("transformers eager", stock), ("fixed-shape eager", fixed)):
-                row[name + " ms"] = round(median_seconds(lambda: detector.forward(x), stock.device, min_time=1.0, max_reps=50) * 1e3, 3)
-            same = fixed.forward(x)
-            row["fixed-shape max |logit diff|"] = (same.logits.float() - eager.logits.float()).abs().max().item()
-            if b in results:
-                ms, out = results[b]
-                row["compiled ms (worker thread)"] = round(ms, 3)
-                row["compiled max |logit diff|"] = (out.logits.float() - eager.logits.float()).abs().max().item()
-                row["compiled max |box diff|"] = (out.pred_boxes.float() - eager.pred_boxes.float()).abs().max().item()
-            print(f"batch {b}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "batch"), flush=True)
-            report["rows"].append(row)
+    for row in rows:
+        print(f"batch {row['batch']}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "batch"), flush=True)
+    report["rows"] = rows
+    report["load_after"] = os.getloadavg()[0]
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))

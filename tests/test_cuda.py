@@ -184,17 +184,18 @@ def test_the_live_detector_thread_compiles_and_replays_a_compiled_detector_on_it
     processor = detector_processor(320)
     eager = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32")
     compiled = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32", compile=True)
-    thread = DetectorThread(compiled)
-    try:
-        for index in range(3):
-            frame = Frame(natural_image(rng, 240, 320), index, index / 30, 0.0)
-            thread.offer(frame)
-            late = thread.take(wait=True)
-            expected = eager(frame.image)
-            assert late is not None and len(late.detections) == len(expected)
-            assert np.abs(late.detections.boxes - expected.boxes).max(initial=0) <= 1.0
-    finally:
-        thread.close(timeout=5.0)
+    for _ in range(2):  # a live run warms up on one detector thread, resets, and goes on with a new one
+        thread = DetectorThread(compiled)
+        try:
+            for index in range(3):
+                frame = Frame(natural_image(rng, 240, 320), index, index / 30, 0.0)
+                thread.offer(frame)
+                late = thread.take(wait=True)
+                expected = eager(frame.image)
+                assert late is not None and len(late.detections) == len(expected)
+                assert np.abs(late.detections.boxes - expected.boxes).max(initial=0) <= 1.0
+        finally:
+            thread.close(timeout=5.0)
     assert compiled._buckets == (1,)
 
 

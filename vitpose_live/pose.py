@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
 
 _PADDING = 1.25  # the box padding of the reference recipe
+_CPU_CROPS_AT_ONCE = 2  # crops whose float work (~2.4 MB each) is done together on a CPU (bench_crops.py)
 _DARK_KERNEL = 11
 _DARK_SIGMA = 0.8
 
@@ -346,22 +347,27 @@ class PoseEstimator:
         x0 = np.where((xs >= 0) & (xs <= width - 1), x0, -2).astype(np.int16)
         y0 = np.where((ys >= 0) & (ys <= height - 1), y0, -2).astype(np.int16)
         shifted = (pixels[:-1, :-1], pixels[:-1, 1:], pixels[1:, :-1], pixels[1:, 1:])  # TL, TR, BL, BR
-        corners = np.empty((4, n, out_h, out_w, 3), np.uint8)
-        grid = np.empty((out_h, out_w, 2), np.int16)
-        for i in range(n):
-            grid[..., 0], grid[..., 1] = x0[i][None, :], y0[i][:, None]
-            for corner, view in enumerate(shifted):
-                cv2.remap(view, grid, None, cv2.INTER_NEAREST, dst=corners[corner, i],
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        g = torch.from_numpy(corners).view(4, n, out_h, out_w * 3).to(torch.float32)
         wx_ = torch.from_numpy(np.repeat(wx, 3, axis=1))[:, None, :]  # per channel: a contiguous last axis
         wy_ = torch.from_numpy(wy)[:, :, None]
-        top = g[1].sub_(g[0]).mul_(wx_).add_(g[0])
-        values = g[3].sub_(g[2]).mul_(wx_).add_(g[2])
-        values.sub_(top).mul_(wy_).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
         out = torch.empty((n, 3, out_h, out_w), dtype=torch.float32)
-        # rescale and normalise in one step, written straight into the channels-first batch
-        torch.addcmul(self._shift, values.view(n, out_h, out_w, 3), self._scale, out=out.permute(0, 2, 3, 1))
+        step = _CPU_CROPS_AT_ONCE
+        corners = np.empty((4, min(n, step), out_h, out_w, 3), np.uint8)
+        grid = np.empty((out_h, out_w, 2), np.int16)
+        for first in range(0, n, step):  # a few crops at a time: the float work stays in the cache
+            last = min(first + step, n)
+            for i in range(first, last):
+                grid[..., 0], grid[..., 1] = x0[i][None, :], y0[i][:, None]
+                for corner, view in enumerate(shifted):
+                    cv2.remap(view, grid, None, cv2.INTER_NEAREST, dst=corners[corner, i - first],
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            g = torch.from_numpy(corners[:, : last - first]).view(4, last - first, out_h, out_w * 3).to(torch.float32)
+            wx_i, wy_i = wx_[first:last], wy_[first:last]
+            top = g[1].sub_(g[0]).mul_(wx_i).add_(g[0])
+            values = g[3].sub_(g[2]).mul_(wx_i).add_(g[2])
+            values.sub_(top).mul_(wy_i).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
+            # rescale and normalise in one step, written straight into the channels-first batch
+            torch.addcmul(self._shift, values.view(-1, out_h, out_w, 3), self._scale,
+                          out=out[first:last].permute(0, 2, 3, 1))
         return out if self._dtype == torch.float32 else out.to(self._dtype)
 
     # -- stage 2: the model ---------------------------------------------------------------
