@@ -33,12 +33,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="tiny RT-DETR on the CPU")
     parser.add_argument("--backend", default=None, help="a torch.compile backend (default: inductor, CUDA graphs on CUDA)")
     parser.add_argument("--buckets", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--reps", type=int, default=12, help="CPU: interleaved calls per variant (best kept)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.cpu:
         from models import tiny_rtdetr
 
         model, device, dtype = tiny_rtdetr(), "cpu", torch.float32
+        torch.set_num_threads(1)  # thread CPU time is then the whole cost of a call
     elif torch.cuda.is_available():
         model, device, dtype = rtdetr("R50").eval(), "cuda", torch.float16
     else:
@@ -58,30 +60,41 @@ def main(argv=None) -> int:
               "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0], "rows": []}
     rows: list[dict] = []
 
+    def timings(variants: dict, x: torch.Tensor) -> dict:
+        """ms per call of each variant: CUDA events (median), or on a CPU the best thread CPU time
+        of calls interleaved variant by variant (fair on a shared machine)."""
+        if device == "cuda":
+            return {name: median_seconds(lambda: f(x), stock.device, min_time=1.0, max_reps=50) * 1e3
+                    for name, f in variants.items()}
+        best = {name: float("inf") for name in variants}
+        for _ in range(args.reps):
+            for name, f in variants.items():
+                start = time.thread_time()
+                f(x)
+                best[name] = min(best[name], (time.thread_time() - start) * 1e3)
+        return best
+
     def on_the_worker() -> None:  # everything on one thread that is not the main one, as in the CLI
-        with torch.inference_mode():
-            eager = {b: stock.forward(x) for b, x in inputs.items()}
-            for b, x in inputs.items():
-                row = {"batch": b}
-                for name, detector in (("transformers eager", stock), ("fixed-shape eager", fixed)):
-                    row[name + " ms"] = round(median_seconds(lambda: detector.forward(x), stock.device, min_time=1.0, max_reps=50) * 1e3, 3)
-                row["fixed-shape max |logit diff|"] = (fixed.forward(x).logits.float() - eager[b].logits.float()).abs().max().item()
-                rows.append(row)
+        variants = {"transformers eager": stock.forward, "fixed-shape eager": fixed.forward}
         try:
             start = time.perf_counter()
             compiled.warm(args.buckets)
             report["compile_s"] = round(time.perf_counter() - start, 1)
             print(f"compile + warm-up on a worker thread, buckets {args.buckets}: {report['compile_s']:.1f} s", flush=True)
-            with torch.inference_mode():
-                for row, (b, x) in zip(rows, inputs.items()):
-                    row["compiled ms (worker thread)"] = round(
-                        median_seconds(lambda: compiled.forward(x), compiled.device, min_time=1.0, max_reps=50) * 1e3, 3)
-                    out = compiled.forward(x)
-                    row["compiled max |logit diff|"] = (out.logits.float() - eager[b].logits.float()).abs().max().item()
-                    row["compiled max |box diff|"] = (out.pred_boxes.float() - eager[b].pred_boxes.float()).abs().max().item()
+            variants["compiled (worker thread)"] = compiled.forward
         except Exception as error:  # noqa: BLE001 - a probe reports and goes on
             report["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
             print(f"compiled on a worker thread: failed: {report['error']}", flush=True)
+        with torch.inference_mode():
+            for b, x in inputs.items():
+                eager = stock.forward(x)
+                row = {"batch": b, **{f"{name} ms": round(ms, 3) for name, ms in timings(variants, x).items()}}
+                row["fixed-shape max |logit diff|"] = (fixed.forward(x).logits.float() - eager.logits.float()).abs().max().item()
+                if "compiled (worker thread)" in variants:
+                    out = compiled.forward(x)
+                    row["compiled max |logit diff|"] = (out.logits.float() - eager.logits.float()).abs().max().item()
+                    row["compiled max |box diff|"] = (out.pred_boxes.float() - eager.pred_boxes.float()).abs().max().item()
+                rows.append(row)
 
     worker = threading.Thread(target=on_the_worker, name="probe-inference")
     worker.start()
