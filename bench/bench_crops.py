@@ -14,6 +14,7 @@ as wall time; the 1-minute load average is recorded before and after.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             for rep in range(args.reps + 2):
                 order = list(sides.items()) if rep % 2 == 0 else list(sides.items())[::-1]
                 for name, side in order:
-                    result = timed(lambda: side(boxes))
+                    result = timed(functools.partial(side, boxes))
                     if rep >= 2:  # two warm-up rounds
                         times[name].append(result)
             row = {"persons": count}

@@ -11,6 +11,7 @@ compiled one at batch buckets 1 and 8, compile time, and the largest difference 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         """ms per call of each variant: CUDA events (median), or on a CPU the best thread CPU time
         of calls interleaved variant by variant (fair on a shared machine)."""
         if device == "cuda":
-            return {name: median_seconds(lambda: f(x), stock.device, min_time=1.0, max_reps=50) * 1e3
+            return {name: median_seconds(functools.partial(f, x), stock.device, min_time=1.0, max_reps=50) * 1e3
                     for name, f in variants.items()}
         best = {name: float("inf") for name in variants}
         for _ in range(args.reps):

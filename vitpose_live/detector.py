@@ -21,9 +21,9 @@ from .loading import ModelLoadError, default_processor_class, load_model, proces
 from .rtdetr import FixedShapeRTDetr, supports
 from .types import Detections
 
-log = logging.getLogger(__name__)
-
 from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}
