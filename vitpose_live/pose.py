@@ -332,10 +332,11 @@ class PoseEstimator:
         return xs, ys
 
     def _crops_cpu(self, pixels: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> torch.Tensor:
-        """The same warp and arithmetic as the gather path (bit for bit), at half its cost on a CPU:
-        the four neighbours of every crop pixel come from ``cv2.remap`` (nearest, integer maps:
-        plain copies, no rounding), read from the image shifted by one pixel for each neighbour,
-        and a sample outside the image points all four off it, so it reads 0 (no border mask)."""
+        """The same warp and arithmetic as the gather path (bit for bit), cheaper on a CPU
+        (bench/RESULTS.md): the four neighbours of every crop pixel come from ``cv2.remap``
+        (nearest, integer maps: plain copies, no rounding), read from the image shifted by one
+        pixel for each neighbour, and a sample outside the image points all four off it, so it
+        reads 0 (no border mask)."""
         n, out_h, out_w = len(xs), ys.shape[1], xs.shape[1]
         height, width = pixels.shape[:2]
         # The left/top neighbour at most one before the edge: a sample on the last column reads
