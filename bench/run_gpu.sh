@@ -3,7 +3,8 @@
 # One log ($OUT/run_gpu.log) and one JSON per benchmark go to $OUT (the device tool's folder there;
 # default bench/results). Copy the JSON into bench/results/ and the figures into bench/RESULTS.md.
 # Packages the machine lacks can sit as wheels in .whl/ (installed to /tmp/site); a clip in
-# .gpu/a.mp4 replaces gradio's bundled one.
+# .gpu/a.mp4 replaces gradio's bundled one. bench/gpu_wheels.sh fetches the wheels (run it here,
+# then name .whl, and .gpu if used, in the run's carry).
 #   bash bench/run_gpu.sh                  # the default steps: tests syncs compile profile_compile
 # With the device tool (10 minutes a command, ~13 minutes of device time a session) run it as two
 # calls on one warm machine, both estimated from the last H100 session (not measured together yet):
