@@ -369,6 +369,7 @@ def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args)
         "--device", args.device, "--dtype", args.dtype, "--det-threshold", str(DET_THRESHOLD),
         "--kpt-threshold", str(KPT_THRESHOLD), "--max-persons", str(args.max_persons), "--no-progress",
         *(["--batch", str(args.batch)] if args.batch else []), *(["--cuda-graphs"] if args.cuda_graphs else []),
+        *(["--compile"] if getattr(args, "compile", False) else []),
     ]  # fmt: skip
 
 
@@ -604,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-persons", type=int, default=5, help="persons per frame on both sides")
     parser.add_argument("--batch", type=int, help="the engine CLI's --batch (default: its own, 8 on CUDA)")
     parser.add_argument("--cuda-graphs", action="store_true", help="the engine CLI's --cuda-graphs")
+    parser.add_argument("--compile", action="store_true",
+                        help="the engine CLI's --compile (compile time falls inside each CLI run's seconds)")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads for both sides (default: torch's, = cores)")
     parser.add_argument("--cli-runs", type=int, default=2,

@@ -90,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-persons", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="the CLI's --compile (compiled on the detector thread)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     clip = LoopedClip(args.clip or bundled_clip(), args.seconds)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         pose_dir, det_dir, params = build_models(args.size, Path(tmp))
-        models = load_models(ModelOptions(str(pose_dir), str(det_dir), args.device, args.dtype))
+        models = load_models(ModelOptions(str(pose_dir), str(det_dir), args.device, args.dtype, compile=args.compile))
         for name in ("inline every 3rd frame (before)", "detector thread (now)"):
             rows.append(run_policy(name, models, clip, args))
     info = clip.info

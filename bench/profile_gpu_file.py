@@ -2,6 +2,11 @@
 with a per-part breakdown), then the CLI with and without drawing and encoding.
 
     python bench/profile_gpu_file.py [--source CLIP] [--batch 8]     # needs CUDA; real-size models
+    python bench/profile_gpu_file.py --compile --out bench/results/profile_compile.json
+
+With ``--compile`` the detector is compiled (CUDA graphs) on the thread that first runs it: here
+the first two ``process_batch`` calls ("warm-up", timed apart), in the CLI runs its inference
+thread, inside the run's time (the CLI's clock starts once the models are loaded).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import sys
 import tempfile
 import time
@@ -50,22 +56,30 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--size", default="base", choices=("tiny", "base"))
     parser.add_argument("--frames", type=int, default=0, help="a trimmed copy of gradio's clip (0: whole)")
+    parser.add_argument("--compile", action="store_true", help="the CLI's --compile (torch.compile the detector)")
+    parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
+    flags = ["--cuda-graphs", *(["--compile"] if args.compile else [])]
     clip, _ = prepare_clip(args.frames, args.source)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pose_dir, det_dir, _ = build_models(args.size, Path(tmp))
         base = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir), "--device", args.device,
                 "--max-persons", "5", "--no-progress", "--batch", str(args.batch)]
-        ns = cli.build_parser().parse_args([*base, "--cuda-graphs"])
+        ns = cli.build_parser().parse_args([*base, *flags])
         engine = build_engine(cli.engine_options(ns, live=False))
         source = VideoFileSource(clip)
         frames = list(source)
         source.close()
         n = len(frames)
         batches = [frames[i : i + args.batch] for i in range(0, n, args.batch)]
-        for batch in batches[:2]:
-            engine.process_batch(batch)
+        warm_start = time.perf_counter()
+        with torch.inference_mode():
+            for batch in batches[:2]:
+                engine.process_batch(batch)
+        _sync()
+        results["warm-up s (2 batches; compile included)"] = time.perf_counter() - warm_start
+        print(f"warm-up, 2 batches (compile included): {results['warm-up s (2 batches; compile included)']:.1f} s", flush=True)
         timed("decode (VideoFileSource, rgb24 numpy)", lambda: list(VideoFileSource(clip)), n, results)
         timed(f"engine.process_batch, {args.batch} frames per call", lambda: [engine.process_batch(b) for b in batches], n, results)
         detector, pose = engine.detector, engine.pose
@@ -92,13 +106,19 @@ def main() -> int:
             stderr = io.StringIO()
             start = time.perf_counter()
             with contextlib.redirect_stderr(stderr):
-                code = cli.main([*base, "--cuda-graphs", *extra, "--stats-json", f"{tmp}/s.json"])
+                code = cli.main([*base, *flags, *extra, "--stats-json", f"{tmp}/s.json"])
             seconds = time.perf_counter() - start
+            results[f"{label}: s with loading"] = seconds
             sys.setswitchinterval(interval)
             line = stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else ""
             print(f"{label:<48} exit {code}, {seconds:.2f} s with loading: {line}", flush=True)
             print("   ", Path(f"{tmp}/s.json").read_text().replace("\n", " ")[:400], flush=True)
     print(np.round(list(results.values()), 2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+        Path(args.out).write_text(json.dumps({"gpu": gpu, "flags": flags, "batch": args.batch, "size": args.size,
+                                              "frames": n, "ms_per_frame_or_s": results}, indent=1))
     return 0
 
 

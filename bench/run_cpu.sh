@@ -17,3 +17,5 @@ python bench/bench_live.py --out "$OUT/cpu-live-tiny.json" 2>&1 | tee "$OUT/logs
 python bench/bench_models.py --out "$OUT/cpu-models.json" 2>&1 | tee "$OUT/logs/cpu-models.log"
 python bench/bench_render.py 2>&1 | tee "$OUT/logs/cpu-render.log" && cp bench/out/render.json "$OUT/cpu-render.json"
 python bench/bench_batch.py --out "$OUT/cpu-batch.json" 2>&1 | tee "$OUT/logs/cpu-batch.log"
+python bench/bench_crops.py --out "$OUT/cpu-crops.json" 2>&1 | tee "$OUT/logs/cpu-crops.log"
+python bench/syncs.py --cpu --out "$OUT/cpu-syncs.json" 2>&1 | tee "$OUT/logs/cpu-syncs.log"

@@ -1,12 +1,17 @@
 """Where the host waits for the GPU: every synchronising call in one detector and one pose
-forward pass (and the engine's own pre/post-processing), with the line that made it.
+forward pass (and the engine's own pre/post-processing), with the line that made it; the
+detector's forward both ways: transformers' own and the fixed-shape one (vitpose_live/rtdetr.py).
 
-    python bench/syncs.py            # needs CUDA; real-size random models (RT-DETR R50, ViTPose-B)
+    python bench/syncs.py                    # CUDA: torch's sync debug mode; RT-DETR R50, ViTPose-B
+    python bench/syncs.py --cpu              # no GPU: tests/host_syncs.py at torch's dispatcher; tiny models
+    python bench/syncs.py --out bench/results/syncs_cpu.json
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
+import json
 import sys
 import traceback
 import warnings
@@ -17,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bench_e2e import base_rtdetr  # noqa: E402
 from bench_models import vitpose  # noqa: E402
@@ -26,8 +32,23 @@ from vitpose_live.device import image_to_device  # noqa: E402
 from vitpose_live.pose import PoseEstimator  # noqa: E402
 
 
+RESULTS: dict[str, dict] = {}
+
+
+def report(label: str, places: collections.Counter) -> None:
+    RESULTS[label] = {"syncs": sum(places.values()), "places": dict(places.most_common())}
+    print(f"{label}: {sum(places.values())} sync(s)")
+    for place, count in places.most_common():
+        print(f"  {count:4d}  {place}")
+
+
 def syncs_in(label: str, function) -> None:
     """Run ``function`` with torch's sync debug mode on and print where each sync came from."""
+    if not torch.cuda.is_available():
+        from host_syncs import count
+
+        report(label, count(function).places)
+        return
     places: collections.Counter = collections.Counter()
 
     def record(message, category, filename, lineno, file=None, line=None):
@@ -44,28 +65,51 @@ def syncs_in(label: str, function) -> None:
             function()
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    print(f"{label}: {sum(places.values())} sync(s)")
-    for place, count in places.most_common():
-        print(f"  {count:4d}  {place}")
+    report(label, places)
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
-        raise SystemExit("needs CUDA")
-    detector = PersonDetector(base_rtdetr(), device="cuda", max_persons=5)
-    pose = PoseEstimator(vitpose("B", "sdpa"), device="cuda")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="host syncs per detector and pose pass")
+    parser.add_argument("--cpu", action="store_true", help="count on the CPU with tiny models (no GPU needed)")
+    parser.add_argument("--out", default=None, help="write the counts as JSON here")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        from models import tiny_rtdetr, tiny_vitpose
+
+        device, detector_model, pose_model = "cpu", tiny_rtdetr(), tiny_vitpose()
+    elif torch.cuda.is_available():
+        device, detector_model, pose_model = "cuda", base_rtdetr(), vitpose("B", "sdpa")
+    else:
+        raise SystemExit("needs CUDA, or --cpu")
+    detector = PersonDetector(detector_model, device=device, max_persons=5, fixed_shapes=True)
+    stock = PersonDetector(detector.model, device=device, max_persons=5, fixed_shapes=False)
+    pose = PoseEstimator(pose_model, device=device)
     image = image_to_device(np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8), pose.placement)
     boxes = np.array([[100, 100, 400, 900], [500, 100, 800, 900], [900, 50, 1200, 1000]], np.float32)
-    for _ in range(2):  # warm-up
-        detector(image)
-        pose(image, boxes)
-    pixels = detector.preprocess(image)
-    syncs_in("detector preprocess", lambda: detector.preprocess(image))
-    syncs_in("detector forward (transformers RT-DETR)", lambda: detector.forward(pixels))
-    outputs = detector.forward(pixels)
-    syncs_in("detector postprocess (one copy to the host is expected)", lambda: detector.postprocess(outputs, [(1080, 1920)]))
-    syncs_in("pose preprocess + forward + decode", lambda: pose.keypoints_from_heatmaps(
-        pose.forward(pose.preprocess(image, boxes)), pose._boxes_to_device(boxes)))
+    with torch.inference_mode():
+        for _ in range(2):  # warm-up
+            detector(image)
+            stock(image)
+            pose(image, boxes)
+        pixels = detector.preprocess(image)
+        syncs_in("detector preprocess", lambda: detector.preprocess(image))
+        syncs_in("detector forward, transformers' RT-DETR forward", lambda: stock.forward(pixels))
+        syncs_in("detector forward, fixed-shape RT-DETR forward (the default)", lambda: detector.forward(pixels))
+        outputs = detector.forward(pixels)
+        syncs_in("detector postprocess (one copy to the host is expected)", lambda: detector.postprocess(outputs, [(1080, 1920)]))
+
+        def pose_path():  # the device path (the gather warp), also on a CPU
+            device_boxes = pose._boxes_to_device(boxes)
+            xs, ys = pose._sample_points(device_boxes)
+            pose.keypoints_from_heatmaps(pose.forward(pose._crops_gather(image, xs, ys)), device_boxes)
+
+        syncs_in("pose crops (device path) + forward + decode", pose_path)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        how = "torch.cuda.set_sync_debug_mode" if device == "cuda" else "tests/host_syncs.py (CPU proxy)"
+        Path(args.out).write_text(json.dumps({"device": device, "counted_with": how, "torch": torch.__version__,
+                                              "parts": RESULTS}, indent=1))
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -159,3 +159,73 @@ def test_the_pose_model_replayed_from_cuda_graphs_gives_the_eager_heatmaps(rng):
         assert torch.allclose(graphed.forward(crops), eager.forward(crops), rtol=1e-2, atol=2e-2)
     assert graphed._graphed.buckets == [1, 4, 8, 16]
     assert [bucket_for(n, 64) for n in (1, 3, 5, 9, 17, 63, 64)] == [1, 4, 8, 16, 24, 64, 64]
+
+
+def test_the_fixed_shape_detector_forward_never_makes_the_host_wait(rng):
+    """transformers' RT-DETR forward syncs 6 times (spatial shapes written from Python ints); the
+    fixed-shape forward (vitpose_live/rtdetr.py) gives the same outputs with none."""
+    fixed = PersonDetector(tiny_rtdetr(), device="cuda", dtype="fp32", fixed_shapes=True)
+    stock = PersonDetector(fixed.model, device="cuda", dtype="fp32", fixed_shapes=False)
+    pixels = torch.rand(2, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last)
+    expected, outputs = stock.forward(pixels), fixed.forward(pixels)
+    assert torch.allclose(outputs.logits, expected.logits, atol=1e-5)
+    assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-6)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fixed.forward(pixels)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def test_the_live_detector_thread_compiles_and_replays_a_compiled_detector_on_itself(rng):
+    """--compile on a live source: compiled (CUDA graphs) and warmed on the detector thread, in its
+    own CUDA stream; its boxes are the eager detector's."""
+    from vitpose_live.live_detection import DetectorThread
+
+    processor = detector_processor(320)
+    eager = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32")
+    compiled = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32", compile=True)
+    for _ in range(2):  # a live run warms up on one detector thread, resets, and goes on with a new one
+        thread = DetectorThread(compiled)
+        try:
+            for index in range(3):
+                frame = Frame(natural_image(rng, 240, 320), index, index / 30, 0.0)
+                thread.offer(frame)
+                late = thread.take(wait=True)
+                expected = eager(frame.image)
+                assert late is not None and len(late.detections) == len(expected)
+                assert np.abs(late.detections.boxes - expected.boxes).max(initial=0) <= 1.0
+        finally:
+            thread.close(timeout=5.0)
+    assert compiled._buckets == (1,)
+
+
+def test_a_detector_compiled_on_the_inference_thread_batches_there_like_eager(rng):
+    """--compile on a file: the pipeline's inference thread compiles at its batch size on the
+    first call and pads a shorter last batch."""
+    import threading
+
+    processor = detector_processor(320)
+    eager = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32")
+    compiled = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32", compile=True)
+    images = [natural_image(rng, 240, 320) for _ in range(4)]
+    got = {}
+
+    def inference_thread():
+        try:
+            got["batches"] = [compiled.detect_batch(images[:n]) for n in (4, 4, 3)]
+        except BaseException as error:  # noqa: BLE001 - raised again on the test's thread
+            got["error"] = error
+
+    worker = threading.Thread(target=inference_thread)
+    worker.start()
+    worker.join()
+    if "error" in got:
+        raise got["error"]
+    expected = eager.detect_batch(images)
+    for n, batch in zip((4, 4, 3), got["batches"]):
+        for ours, reference in zip(batch, expected[:n]):
+            assert len(ours) == len(reference)
+            assert np.abs(ours.boxes - reference.boxes).max(initial=0) <= 1.0
+    assert compiled._buckets == (4,)

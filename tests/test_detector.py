@@ -147,3 +147,80 @@ def test_a_compiled_detector_compiles_once_and_pads_or_splits_other_batch_sizes(
         assert torch.allclose(outputs.pred_boxes, expected.pred_boxes[: len(batch)], atol=1e-6)
     assert compiled._compiled_batch == 3
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled once, never again
+
+
+def test_the_fixed_shape_forward_gives_transformers_bits_without_host_syncs(detector_model):
+    from host_syncs import count
+
+    stock = PersonDetector(detector_model, device="cpu", fixed_shapes=False)
+    fixed = PersonDetector(detector_model, device="cpu", fixed_shapes=True)
+    assert fixed._fixed is not None and stock._fixed is None
+    images = torch.rand(2, 3, 320, 320)
+    with torch.inference_mode():
+        expected, outputs = stock.forward(images), fixed.forward(images)
+        assert torch.equal(outputs.logits, expected.logits) and torch.equal(outputs.pred_boxes, expected.pred_boxes)
+        assert count(lambda: stock.forward(images)).total == 6  # spatial_shapes[level, i] = int, 3 levels
+        assert count(lambda: fixed.forward(images)).total == 0
+
+
+def test_a_compiled_detector_warmed_on_a_second_thread_matches_eager_there(rng):
+    """Compile and warm-up happen on the thread that calls the detector (the live detector
+    thread, the pipeline's inference thread), at fixed batch buckets."""
+    import threading
+
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]  # counted over the whole session
+    eager = PersonDetector(tiny_rtdetr(), processor=detector_processor(320), device="cpu")
+    compiled = PersonDetector(tiny_rtdetr(), processor=detector_processor(320), device="cpu", compile="aot_eager")
+    images = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(3)]
+    seen = {}
+
+    def worker():
+        compiled.warm([1, 2])
+        seen["warmed_on"] = compiled._warmed_on == threading.get_ident()
+        seen["batches"] = [compiled.detect_batch(images[:n]) for n in (1, 2, 3)]  # a bucket, a bucket, split
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["warmed_on"] and compiled._buckets == (1, 2)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 2  # one per bucket, none later
+    expected = eager.detect_batch(images)
+    for n, batch in zip((1, 2, 3), seen["batches"]):
+        for ours, reference in zip(batch, expected[:n]):
+            assert len(ours) == len(reference)
+            assert np.abs(ours.boxes - reference.boxes).max(initial=0) <= 1.0  # the detector parity bound
+            assert np.allclose(ours.scores, reference.scores, atol=1e-5)
+
+
+def test_the_live_detector_thread_warms_a_compiled_detector_on_itself():
+    import threading
+
+    from vitpose_live.live_detection import DetectorThread
+    from vitpose_live.types import Frame
+
+    class Recorder:
+        compiling = True
+
+        def __init__(self):
+            from vitpose_live.device import resolve
+
+            self.placement, self.threads = resolve("cpu"), []
+
+        def warm(self, batch_sizes):
+            self.threads.append(("warm", threading.current_thread().name, tuple(batch_sizes)))
+
+        def __call__(self, image):
+            self.threads.append(("call", threading.current_thread().name))
+            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    detector = Recorder()
+    thread = DetectorThread(detector)
+    try:
+        thread.offer(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0, 0.0))
+        assert thread.take(wait=True) is not None
+    finally:
+        thread.close()
+    assert detector.threads == [("warm", "vitpose-detector", (1,)), ("call", "vitpose-detector")]

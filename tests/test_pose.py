@@ -67,6 +67,16 @@ def test_crops_match_the_reference_processor(estimator, rng, height, width):
     assert difference.max() <= 2e-2
 
 
+@pytest.mark.parametrize("height,width", IMAGE_SIZES + [(2, 2), (1, 40), (40, 1)])
+def test_the_cpu_warp_equals_the_device_gather_warp_bit_for_bit(estimator, rng, height, width):
+    """The CPU path (cv2.remap neighbours) and the gather path every other device runs."""
+    image = torch.from_numpy(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    boxes = torch.from_numpy(awkward_boxes(rng, max(height, 4), max(width, 4)))
+    xs, ys = estimator._sample_points(boxes)
+    expected = estimator._crops_gather(image, xs, ys)
+    assert torch.equal(estimator.preprocess(image, boxes.numpy()), expected)
+
+
 def test_crops_accept_a_uint8_tensor_in_either_layout(estimator, rng):
     image = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
     boxes = np.array([[10, 10, 60, 100]], np.float32)

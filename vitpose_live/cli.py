@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
                         help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
+    models.add_argument("--compile", action="store_true",
+                        help="torch.compile the detector (CUDA graphs on CUDA), on the thread that runs it; "
+                             "the first detection waits a minute or two")
     models.add_argument("--batch", type=int, default=None,
                         help="video frames per forward pass for files (default: 8 on CUDA, 4 elsewhere)")
     detection = parser.add_argument_group("detection and drawing")
@@ -179,7 +182,7 @@ def engine_options(args: argparse.Namespace, *, live: bool):
     from .engine import EngineOptions, FrameSettings, ModelOptions
 
     models = ModelOptions(args.model, args.detector, args.device, args.dtype, args.expert, args.flip_test,
-                          args.cuda_graphs)
+                          args.cuda_graphs, args.compile)
     settings = FrameSettings(
         det_threshold=args.det_threshold, max_persons=args.max_persons, kpt_threshold=args.kpt_threshold,
         smooth=live if args.smooth is None else args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,

@@ -7,6 +7,7 @@ reproduces the processor's ``post_process_object_detection`` and keeps the perso
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,11 +18,14 @@ import torch.nn.functional as F
 from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve
 from .fuse import fold_batch_norms
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
+from .rtdetr import FixedShapeRTDetr, supports
 from .types import Detections
 
 log = logging.getLogger(__name__)
 
 from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}
@@ -101,12 +105,16 @@ class PersonDetector:
     count (highest scores first); ``min_box_size`` drops boxes narrower or shorter than that.
     ``fold_norms`` folds the batch norms into the convolutions before them (same outputs up to
     float rounding, fewer kernels) in a model it loads; a ready instance keeps its layers.
-    ``compile`` runs the model through ``torch.compile`` (with CUDA graphs on CUDA) at one batch
-    size, the first call's: the first call compiles (a minute or two), later ones are padded or
-    split to that size. Eager RT-DETR is bound by kernel launches on a GPU (bench/RESULTS.md).
-    A string instead of True names another ``torch.compile`` backend (the tests use "aot_eager").
-    Call it from one thread: on an H100, CUDA-graph capture failed when the compiled detector was
-    first called from a second thread (bench/RESULTS.md), so the CLI does not offer it yet.
+    ``fixed_shapes`` (RT-DETR only) runs :class:`~vitpose_live.rtdetr.FixedShapeRTDetr`, the
+    same forward without its host syncs (same outputs, bit for bit); False runs transformers' own;
+    by default it is on with ``compile`` only, until it has been run on a GPU.
+    ``compile`` runs the forward through ``torch.compile`` (with CUDA graphs on CUDA) at fixed
+    batch sizes, the buckets: :meth:`warm` compiles them on the thread that calls it, and the
+    first forward does it for its own batch size when nobody called :meth:`warm`. Other batch
+    sizes are padded to the next bucket or split by the largest. Call the compiled detector from
+    the thread that warmed it: CUDA-graph capture failed on an H100 when the detector was
+    compiled on one thread and first called from another (bench/RESULTS.md). A string instead of
+    True names another ``torch.compile`` backend (the tests use "aot_eager").
     """
 
     def __init__(
@@ -120,6 +128,7 @@ class PersonDetector:
         min_box_size: float = 0,
         fold_norms: bool = True,
         compile: bool | str = False,
+        fixed_shapes: bool | None = None,
     ):
         from transformers import AutoModelForObjectDetection
 
@@ -130,13 +139,18 @@ class PersonDetector:
             fold_batch_norms(self.model)
         # NHWC convolutions: 25 % less time for RT-DETR on a CPU (oneDNN), tensor-core friendly on CUDA
         self.model.to(memory_format=torch.channels_last)
+        if fixed_shapes is None:  # a flag until measured on a GPU (issue 14); compiling needs it
+            fixed_shapes = bool(compile)
+        self._fixed = FixedShapeRTDetr(self.model) if fixed_shapes and supports(self.model) else None
         self._compiled = None
-        self._compiled_batch: int | None = None
+        self._buckets: tuple[int, ...] = ()
+        self._warmed_on: int | None = None  # the thread that compiled the buckets
+        target = self._fixed if self._fixed is not None else self.model
         if compile is True:
             mode = "reduce-overhead" if self.placement.is_cuda else None
-            self._compiled = torch.compile(self.model, mode=mode, dynamic=False)
+            self._compiled = torch.compile(target, mode=mode, dynamic=False)
         elif compile:
-            self._compiled = torch.compile(self.model, backend=compile, dynamic=False)
+            self._compiled = torch.compile(target, backend=compile, dynamic=False)
         config = self.model.config
         if processor is None and isinstance(model, str):
             processor = model
@@ -181,23 +195,86 @@ class PersonDetector:
         return values.to(self.placement.dtype).contiguous(memory_format=torch.channels_last)
 
     # -- stage 2 --------------------------------------------------------------------------
+    @property
+    def compiling(self) -> bool:
+        return self._compiled is not None
+
+    @property
+    def _compiled_batch(self) -> int | None:
+        """The largest compiled batch size (None before the first compile)."""
+        return self._buckets[-1] if self._buckets else None
+
+    def input_size(self, image_size: tuple[int, int] | None = None) -> tuple[int, int] | None:
+        """(height, width) of the model input for images of ``image_size``; None when that is
+        needed and not given."""
+        size = self.resize.size
+        if not self.resize.do_resize or not ("height" in size and "width" in size):
+            return None if image_size is None else self.resize.output_size(*image_size)
+        return int(size["height"]), int(size["width"])
+
+    @torch.inference_mode()
+    def warm(self, batch_sizes: Sequence[int] = (1,), image_size: tuple[int, int] | None = None) -> None:
+        """Compile and run the forward once per batch size in ``batch_sizes`` (the buckets), on
+        the calling thread: call it from the thread that will call the detector (the live
+        detector thread, the pipeline's inference thread). Without ``compile`` it is one eager
+        pass per size. ``image_size`` is needed only by processors whose input size follows the
+        image's; without it such a detector compiles on its first forward instead."""
+        size = self.input_size(image_size)
+        if size is not None:
+            self._compile_buckets(batch_sizes, size)
+
+    def _compile_buckets(self, batch_sizes: Sequence[int], size: tuple[int, int]) -> None:
+        self._buckets = tuple(sorted(set(self._buckets) | {max(1, int(b)) for b in batch_sizes}))
+        self._warmed_on = threading.get_ident()
+        if self._compiled is not None:
+            log.info("compiling the detector for batches of %s at %dx%d (a minute or two the first time)",
+                     ", ".join(map(str, self._buckets)), size[1], size[0])
+        for batch in self._buckets:
+            dummy = torch.zeros((batch, 3, *size), device=self.device, dtype=self.placement.dtype)
+            dummy = dummy.contiguous(memory_format=torch.channels_last)
+            self._eager(dummy)  # fills the fixed-shape forward's per-size tables before tracing
+            if self._compiled is not None:
+                for _ in range(3 if self.placement.is_cuda else 1):  # CUDA graphs: warm-up, record, replay
+                    self._run_compiled(dummy)
+        if self.placement.is_cuda:
+            torch.cuda.synchronize(self.device)
+
+    def _eager(self, pixel_values: torch.Tensor):
+        if self._fixed is None:
+            return self.model(pixel_values=pixel_values)
+        return DetectorOutputs(*self._fixed(pixel_values))
+
+    def _run_compiled(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.placement.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+        outputs = self._compiled(chunk) if self._fixed is not None else self._compiled(pixel_values=chunk)
+        logits, boxes = outputs if self._fixed is not None else (outputs.logits, outputs.pred_boxes)
+        return logits.clone(), boxes.clone()  # graph outputs get overwritten by the next replay
+
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor):
         """The model's outputs (``logits`` and ``pred_boxes``) for a batch of inputs."""
         if self._compiled is None:
-            return self.model(pixel_values=pixel_values)
+            return self._eager(pixel_values)
         count = pixel_values.shape[0]
-        size = self._compiled_batch = self._compiled_batch or count
+        if not self._buckets:  # nobody called warm(): compile for this batch size, on this thread
+            self._compile_buckets([count], tuple(pixel_values.shape[-2:]))
+        elif self._warmed_on != threading.get_ident() and self.placement.is_cuda:
+            log.warning("the compiled detector is called from a thread other than the one that warmed it")
+            self._warmed_on = threading.get_ident()
         parts = []
-        for start in range(0, count, size):
+        start = 0
+        while start < count:
+            left = count - start
+            size = next((b for b in self._buckets if b >= left), self._buckets[-1])
             chunk = pixel_values[start : start + size]
             if len(chunk) < size:  # padded, never a new shape to compile for
                 chunk = torch.cat([chunk, chunk.new_zeros((size - len(chunk), *chunk.shape[1:]))])
             chunk = chunk.contiguous(memory_format=torch.channels_last)  # same strides every call
-            if self.placement.is_cuda:
-                torch.compiler.cudagraph_mark_step_begin()
-            outputs = self._compiled(pixel_values=chunk)
-            parts.append((outputs.logits.clone(), outputs.pred_boxes.clone()))  # graph outputs get overwritten
+            if not chunk.is_inference():  # made outside inference mode: the graphs guard on that too
+                chunk = chunk.clone(memory_format=torch.channels_last)
+            parts.append(self._run_compiled(chunk))
+            start += size
         logits, boxes = (torch.cat(values)[:count] for values in zip(*parts))
         return DetectorOutputs(logits, boxes)
 

@@ -44,6 +44,7 @@ class ModelOptions:
     expert: str | None = None
     flip_test: bool = False
     cuda_graphs: bool = False
+    compile: bool = False  # torch.compile the detector (on the thread that calls it; CPU: inductor)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
     """The pose model, then the detector on the same device and dtype."""
     pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
                          flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
-    detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype)
+    detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
+                              compile=options.compile)
     return pose, detector
 
 

@@ -95,6 +95,10 @@ class DetectorThread:
         stream = torch.cuda.Stream(placement.device) if placement.is_cuda else None
         try:
             with torch.inference_mode(), (torch.cuda.stream(stream) if stream else nullcontext()):
+                if getattr(self.detector, "compiling", False):
+                    # compiled (and its CUDA graphs captured) on the thread that calls it; a size
+                    # that follows the image's compiles on the first frame, on this thread too
+                    self.detector.warm([1])
                 while (frame := self._next_frame()) is not None:
                     start = time.perf_counter()
                     image = image_to_device(frame.image, placement) if stream else frame.image

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -29,6 +30,7 @@ EXPERT_KEYPOINTS: dict[str, int] = {"coco": 17, "aic": 14, "mpii": 16, "ap10k": 
 _ANIMAL_WORDS = ("paw", "tail", "withers")  # AP-10K / APT-36K keypoints; COCO's 17 are human
 
 _PADDING = 1.25  # the box padding of the reference recipe
+_CPU_CROPS_AT_ONCE = 2  # crops whose float work (~2.4 MB each) is done together on a CPU (bench_crops.py)
 _DARK_KERNEL = 11
 _DARK_SIGMA = 0.8
 
@@ -317,16 +319,16 @@ class PoseEstimator:
         if n == 0:
             return torch.zeros((0, 3, out_h, out_w), device=self.device, dtype=self._dtype)
         height, width = pixels.shape[:2]
-        center, size = boxes_to_center_scale(boxes, out_w / out_h)
-        wide = _wide(self.device)
-        # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
-        size_wide = size.to(wide)
-        s_wide = torch.stack([(out_w - 1.0) / size_wide[:, 0], (out_h - 1.0) / size_wide[:, 1]], dim=1)
-        s = s_wide.to(torch.float32)
-        t = (s_wide * (-center + 0.5 * size).to(wide)).to(torch.float32)
-        inv_s, inv_t = (1.0 / s).to(wide), (-t / s).to(wide)
-        xs = inv_s[:, 0:1] * torch.arange(out_w, device=self.device, dtype=wide) + inv_t[:, 0:1]  # (N,W')
-        ys = inv_s[:, 1:2] * torch.arange(out_h, device=self.device, dtype=wide) + inv_t[:, 1:2]  # (N,H')
+        xs, ys = self._sample_points(boxes)
+        if pixels.device.type == "cpu" and 2 <= min(height, width) and max(height, width) < 2**15:  # int16 maps
+            return self._crops_cpu(np.ascontiguousarray(pixels.numpy()), xs.numpy(), ys.numpy())
+        return self._crops_gather(pixels, xs, ys)
+
+    def _crops_gather(self, pixels: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """The warp on any device, without a host sync: four gathers of the image, then bilinear
+        weights, uint8 rounding and a border mask, as tensor ops over the whole batch."""
+        n, out_h, out_w = xs.shape[0], ys.shape[1], xs.shape[1]
+        height, width = pixels.shape[:2]
         x_ok = (xs >= 0) & (xs <= width - 1)
         y_ok = (ys >= 0) & (ys <= height - 1)
         x0 = xs.floor().clamp(0, width - 1)
@@ -352,6 +354,62 @@ class PoseEstimator:
         # rescale and normalise in one step: x·(factor/std) − mean/std
         values = torch.addcmul(self._shift, values, self._scale)
         return values.permute(0, 3, 1, 2).to(self._dtype, memory_format=torch.contiguous_format)
+
+    def _sample_points(self, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each crop pixel samples the image: xs (N,W') and ys (N,H'), in float64 where the
+        device has it."""
+        out_h, out_w = self.crop.height, self.crop.width
+        center, size = boxes_to_center_scale(boxes, out_w / out_h)
+        wide = _wide(self.device)
+        # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
+        size_wide = size.to(wide)
+        s_wide = torch.stack([(out_w - 1.0) / size_wide[:, 0], (out_h - 1.0) / size_wide[:, 1]], dim=1)
+        s = s_wide.to(torch.float32)
+        t = (s_wide * (-center + 0.5 * size).to(wide)).to(torch.float32)
+        inv_s, inv_t = (1.0 / s).to(wide), (-t / s).to(wide)
+        xs = inv_s[:, 0:1] * torch.arange(out_w, device=self.device, dtype=wide) + inv_t[:, 0:1]  # (N,W')
+        ys = inv_s[:, 1:2] * torch.arange(out_h, device=self.device, dtype=wide) + inv_t[:, 1:2]  # (N,H')
+        return xs, ys
+
+    def _crops_cpu(self, pixels: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> torch.Tensor:
+        """The same warp and arithmetic as the gather path (bit for bit), cheaper on a CPU
+        (bench/RESULTS.md): the four neighbours of every crop pixel come from ``cv2.remap``
+        (nearest, integer maps: plain copies, no rounding), read from the image shifted by one
+        pixel for each neighbour, and a sample outside the image points all four off it, so it
+        reads 0 (no border mask)."""
+        n, out_h, out_w = len(xs), ys.shape[1], xs.shape[1]
+        height, width = pixels.shape[:2]
+        # The left/top neighbour at most one before the edge: a sample on the last column reads
+        # (W-2, W-1) with weight 1, the same value as (W-1, W-1) with weight 0.
+        x0 = np.clip(np.floor(xs), 0, width - 2)
+        y0 = np.clip(np.floor(ys), 0, height - 2)
+        wx = (xs - x0).astype(np.float32).clip(0, 1)
+        wy = (ys - y0).astype(np.float32).clip(0, 1)
+        x0 = np.where((xs >= 0) & (xs <= width - 1), x0, -2).astype(np.int16)
+        y0 = np.where((ys >= 0) & (ys <= height - 1), y0, -2).astype(np.int16)
+        shifted = (pixels[:-1, :-1], pixels[:-1, 1:], pixels[1:, :-1], pixels[1:, 1:])  # TL, TR, BL, BR
+        wx_ = torch.from_numpy(np.repeat(wx, 3, axis=1))[:, None, :]  # per channel: a contiguous last axis
+        wy_ = torch.from_numpy(wy)[:, :, None]
+        out = torch.empty((n, 3, out_h, out_w), dtype=torch.float32)
+        step = _CPU_CROPS_AT_ONCE
+        corners = np.empty((4, min(n, step), out_h, out_w, 3), np.uint8)
+        grid = np.empty((out_h, out_w, 2), np.int16)
+        for first in range(0, n, step):  # a few crops at a time: the float work stays in the cache
+            last = min(first + step, n)
+            for i in range(first, last):
+                grid[..., 0], grid[..., 1] = x0[i][None, :], y0[i][:, None]
+                for corner, view in enumerate(shifted):
+                    cv2.remap(view, grid, None, cv2.INTER_NEAREST, dst=corners[corner, i - first],
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            g = torch.from_numpy(corners[:, : last - first]).view(4, last - first, out_h, out_w * 3).to(torch.float32)
+            wx_i, wy_i = wx_[first:last], wy_[first:last]
+            top = g[1].sub_(g[0]).mul_(wx_i).add_(g[0])
+            values = g[3].sub_(g[2]).mul_(wx_i).add_(g[2])
+            values.sub_(top).mul_(wy_i).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
+            # rescale and normalise in one step, written straight into the channels-first batch
+            torch.addcmul(self._shift, values.view(-1, out_h, out_w, 3), self._scale,
+                          out=out[first:last].permute(0, 2, 3, 1))
+        return out if self._dtype == torch.float32 else out.to(self._dtype)
 
     # -- stage 2: the model ---------------------------------------------------------------
     @torch.inference_mode()
