@@ -11,13 +11,13 @@ import gradio as gr
 import torch
 
 from ..engine import build_engine
+from ..exports import KeypointsCsvSink
 from ..loading import ModelLoadError
 from ..pipeline import PipelineError
 from ..run import Outputs, RunOptions, run
 from ..sinks import KeypointsJsonlSink, SinkError, VideoFileSink, frame_record, keypoints_header
 from ..sources import SourceError, VideoFileSource
 from ..types import Frame
-from .csv_writer import KeypointsCsvWriter
 from .frames import inline_jpeg
 from .payloads import Limits, check_video_info, check_video_size, image_from_payload, safe_stem
 from .settings import Settings
@@ -138,7 +138,7 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
         outputs = Outputs(
             [VideoFileSink(files[0], width=info.width, height=info.height, fps=info.fps,
                            audio_from=path if info.has_audio else None)],
-            [KeypointsJsonlSink(files[1], header=header), KeypointsCsvWriter(files[2], engine.skeleton.keypoint_names)],
+            [KeypointsJsonlSink(files[1], header=header), KeypointsCsvSink(files[2], header=header)],
         )
         on_cuda = engine.pose.placement.is_cuda
         report = run(source, engine, outputs, RunOptions(batch=8 if on_cuda else 4, total=total, progress=False),
