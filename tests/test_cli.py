@@ -284,3 +284,16 @@ def test_snapshots_go_to_the_folder_given(tmp_path):
     stem = Viewer(None, PoseAnnotator(), HudAnnotator(), tmp_path).snapshot(picture, result)
     assert stem.parent == tmp_path
     assert Path(f"{stem}.png").is_file() and '"frame": 7' in Path(f"{stem}.json").read_text()
+
+
+@pytest.mark.parametrize("frames, output, works", [(1, "out.png", True), (3, "out.mp4", True), (3, "out.png", False)])
+def test_a_one_frame_gif_is_an_image_and_an_animated_one_a_video(run_cli, tmp_path, frames, output, works):
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((48, 64, 3), 40 + 60 * i, np.uint8)).convert("P") for i in range(frames)]
+    pictures[0].save(tmp_path / "in.gif", save_all=True, append_images=pictures[1:], duration=100)  # a palette GIF
+    code, err = run_cli("--source", tmp_path / "in.gif", "--output", tmp_path / output)
+    assert (code == 0) is works, err
+    assert (tmp_path / output).exists() is works
+    if not works:
+        assert_one_clear_line(err, "--output for a video")
