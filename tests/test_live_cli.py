@@ -27,8 +27,10 @@ def test_a_realtime_file_drops_frames_keeps_latency_bounded_and_finishes_in_its_
     clip = make_clip(tmp_path / "fast.mp4", width=640, height=360, frames=320, fps=60, audio=False)
     stats_path = tmp_path / "stats.json"
     started = time.monotonic()
+    # 20 persons: the random tiny detector fills the cap, so pose work per frame is far slower than
+    # 60 fps even on an idle machine (with 2 it keeps up, now that detection is off the frame path)
     code, err = run_cli("--source", clip, "--realtime", "--stats-json", stats_path, "--keypoints", tmp_path / "k.jsonl",
-                        "--max-persons", 2, "--no-window")
+                        "--max-persons", 20, "--no-window")
     elapsed = time.monotonic() - started
     assert code == 0, err
     stats = json.loads(stats_path.read_text())
@@ -47,8 +49,8 @@ def test_latency_does_not_grow_with_run_length(run_cli, tmp_path):
     to seconds; keeping only the newest frame keeps it at about one inference."""
     clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=600, fps=60, audio=False)
     stats_path = tmp_path / "stats.json"
-    code, err = run_cli("--source", clip, "--realtime", "--stats-json", stats_path, "--max-persons", 2,
-                        "--keypoints", tmp_path / "k.jsonl", "--no-window")
+    code, err = run_cli("--source", clip, "--realtime", "--stats-json", stats_path, "--max-persons", 20,
+                        "--keypoints", tmp_path / "k.jsonl", "--no-window")  # 20: far slower than 60 fps
     assert code == 0, err
     stats = json.loads(stats_path.read_text())
     assert stats["frames_in"] == 600 and stats["frames_dropped"] > 100
