@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
 from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve
 from .fuse import fold_batch_norms
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
@@ -23,9 +24,6 @@ from .types import Detections
 
 log = logging.getLogger(__name__)
 
-from .defaults import DEFAULT_DETECTOR  # noqa: F401 - re-exported
-
-log = logging.getLogger(__name__)
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}

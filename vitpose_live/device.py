@@ -133,3 +133,8 @@ def image_to_device(image, placement: Placement) -> torch.Tensor:
     if tensor.dtype != torch.uint8:
         raise ValueError(f"image must be uint8, got {tensor.dtype}")
     return tensor.to(placement.device, non_blocking=True).contiguous()
+
+
+def wide_float(device: torch.device) -> torch.dtype:
+    """float64 for exact index and step maths, where the device has it (MPS has not)."""
+    return torch.float32 if device.type == "mps" else torch.float64

@@ -6,7 +6,6 @@ Matches transformers' ``VitPoseImageProcessor`` + ``post_process_pose_estimation
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,14 +14,16 @@ import cv2
 import numpy as np
 import torch
 
-from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve, tensor_from_numpy
+from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
+from .device import (OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve,
+                     tensor_from_numpy, wide_float)
+from .heatmaps import decode_heatmaps
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
 from .types import Poses
 
 log = logging.getLogger(__name__)
 
-from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
 
 # How many keypoints each ViTPose++ expert's dataset has; transformers' conversions keep only
 # the COCO head.
@@ -31,8 +32,6 @@ _ANIMAL_WORDS = ("paw", "tail", "withers")  # AP-10K / APT-36K keypoints; COCO's
 
 _PADDING = 1.25  # the box padding of the reference recipe
 _CPU_CROPS_AT_ONCE = 2  # crops whose float work (~2.4 MB each) is done together on a CPU (bench_crops.py)
-_DARK_KERNEL = 11
-_DARK_SIGMA = 0.8
 
 
 @dataclass(frozen=True)
@@ -130,111 +129,6 @@ def valid_boxes(boxes: np.ndarray) -> np.ndarray:
     finite = np.isfinite(boxes).all(axis=1)
     with np.errstate(invalid="ignore"):
         return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-
-
-@functools.cache
-def _gaussian_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    radius = (_DARK_KERNEL - 1) // 2
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    taps = torch.exp(-0.5 * (x / _DARK_SIGMA) ** 2)
-    return host_to_device((taps / taps.sum()).to(dtype), device)
-
-
-@functools.cache
-def _neighbours(device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The 7 points DARK reads around a maximum, in the order: centre, x+1, x-1, y+1, y-1,
-    (x+1,y+1), (x-1,y-1); and, for keypoints at (-1,-1), the padded corner they land on (x, y
-    offsets from the map's far edge) and whether the step leaves the map into the previous one."""
-    table = torch.tensor(
-        [
-            [0, 1, -1, 0, 0, 1, -1],  # dx
-            [0, 0, 0, 1, -1, 1, -1],  # dy
-            [0, 0, 1, 0, 0, 0, 1],  # corner at the last column
-            [0, 0, 1, 0, 1, 0, 1],  # corner at the last row; also "from the previous map"
-        ]
-    )
-    return tuple(host_to_device(table, device).unbind(0))
-
-
-def _wide(device: torch.device) -> torch.dtype:
-    """float64 for exact index and step maths, where the device has it (MPS has not)."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
-    """scipy's 'reflect' boundary (the edge sample repeats: d c b a | a b c d | d c b a)."""
-    index = torch.remainder(index, 2 * n)
-    return torch.where(index >= n, 2 * n - 1 - index, index)
-
-
-def _blurred_at(heatmaps: torch.Tensor, maps: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """The Gaussian-blurred heatmap value (σ 0.8, 11 taps, scipy 'reflect') at given points only.
-
-    ``heatmaps`` (M,H,W) float32; ``maps``/``ys``/``xs`` index points. Like scipy, the first pass
-    (along rows) is rounded to float32 before the second.
-    """
-    _, height, width = heatmaps.shape
-    wide = _wide(heatmaps.device)
-    radius = (_DARK_KERNEL - 1) // 2
-    offsets = torch.arange(-radius, radius + 1, device=heatmaps.device)
-    rows = _reflect(ys.unsqueeze(-1) + offsets, height)  # (P,11)
-    cols = _reflect(xs.unsqueeze(-1) + offsets, width)  # (P,11)
-    window = heatmaps[maps[:, None, None], rows[:, :, None], cols[:, None, :]]  # (P,11,11)
-    taps = _gaussian_taps(heatmaps.device, wide)
-    first = (window.to(wide) * taps[None, :, None]).sum(dim=1).to(torch.float32)
-    return (first.to(wide) * taps[None, :]).sum(dim=1).to(torch.float32)
-
-
-def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Argmax + DARK refinement → (coords (N,K,2) in heatmap pixels, scores (N,K)), float32.
-
-    Reproduces ``get_keypoint_predictions`` + ``post_dark_unbiased_data_processing`` exactly,
-    including how the reference reads its flattened, edge-padded array for keypoints whose
-    maximum is ≤ 0 (coordinates -1: its neighbours come from the previous map).
-    """
-    heatmaps = heatmaps.to(torch.float32)
-    n, k, height, width = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
-    index = flat.argmax(dim=-1)
-    scores = flat.gather(-1, index.unsqueeze(-1)).squeeze(-1)
-    positive = scores > 0
-    x = torch.where(positive, index % width, -1)
-    y = torch.where(positive, index // width, -1)
-    if n == 0:
-        return torch.zeros((0, k, 2), device=heatmaps.device), scores
-
-    maps = torch.arange(n * k, device=heatmaps.device).reshape(n, k)
-    previous = torch.remainder(maps - 1, n * k)
-    dx, dy, at_last_x, at_last_y = _neighbours(heatmaps.device)
-    nx = (x.unsqueeze(-1) + dx).clamp(0, width - 1)  # edge padding = clamping
-    ny = (y.unsqueeze(-1) + dy).clamp(0, height - 1)
-    nmap = maps.unsqueeze(-1).expand(n, k, 7).clone()
-    # Keypoints at (-1,-1) sit on the padded corner; steps back leave the map, into the previous one.
-    outside = ~positive.unsqueeze(-1)
-    nx = torch.where(outside, at_last_x * (width - 1), nx)
-    ny = torch.where(outside, at_last_y * (height - 1), ny)
-    nmap = torch.where(outside & (at_last_y == 1), previous.unsqueeze(-1), nmap)
-
-    values = _blurred_at(heatmaps.reshape(n * k, height, width), nmap.reshape(-1), ny.reshape(-1), nx.reshape(-1))
-    # log in float64, rounded to float32: CPU and CUDA float32 logs differ in the last bit, which a
-    # flat peak's near-singular Hessian turns into hundredths of a pixel.
-    values = values.clamp(0.001, 50).to(_wide(heatmaps.device)).log().to(torch.float32).reshape(n, k, 7)
-    i_, ix1, ix1_, iy1, iy1_, ix1y1, ix1_y1_ = values.unbind(-1)
-    derivative = torch.stack([0.5 * (ix1 - ix1_), 0.5 * (iy1 - iy1_)], dim=-1)
-    dxx = ix1 - 2 * i_ + ix1_
-    dyy = iy1 - 2 * i_ + iy1_
-    dxy = 0.5 * (ix1y1 - ix1 - iy1 + i_ + i_ - ix1_ - iy1_ + ix1_y1_)
-
-    wide = _wide(heatmaps.device)
-    eps = float(np.finfo(np.float32).eps)
-    a, b, d = dxx.to(wide) + eps, dxy.to(wide), dyy.to(wide) + eps
-    det = a * d - b * b
-    gx, gy = derivative.to(wide).unbind(-1)
-    step_x = (d * gx - b * gy) / det
-    step_y = (a * gy - b * gx) / det
-    coords = torch.stack([x, y], dim=-1).to(torch.float32)
-    coords = (coords.to(wide) - torch.stack([step_x, step_y], dim=-1)).to(torch.float32)
-    return coords, scores
 
 
 class PoseEstimator:
@@ -360,7 +254,7 @@ class PoseEstimator:
         device has it."""
         out_h, out_w = self.crop.height, self.crop.width
         center, size = boxes_to_center_scale(boxes, out_w / out_h)
-        wide = _wide(self.device)
+        wide = wide_float(self.device)
         # Warp matrix dst = s·src + t (float32, as the reference builds it), inverted.
         size_wide = size.to(wide)
         s_wide = torch.stack([(out_w - 1.0) / size_wide[:, 0], (out_h - 1.0) / size_wide[:, 1]], dim=1)
