@@ -16,69 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .output_paths import FORMAT_SUFFIXES, KEYPOINTS_FORMATS, keypoints_format  # noqa: F401 - re-exported
-from .sinks import KeypointsJsonlSink, SinkError, _os_reason, check_writable, frame_record
-from .types import Poses
+from .sinks import KeypointsJsonlSink, SinkError
+from .text_sink import TextSink
 
 def open_keypoints_sink(path: str | Path, header: dict):
     """The keypoints sink for ``path``'s extension: .jsonl, .csv or .json (COCO results)."""
     sink = {"jsonl": KeypointsJsonlSink, "csv": KeypointsCsvSink, "coco": KeypointsCocoSink}[keypoints_format(path)]
     return sink(path, header=header)
-
-
-class _TextSink:
-    """A text file opened for writing; write errors become one-line :class:`SinkError`s."""
-
-    def __init__(self, path: str | Path, **open_options) -> None:
-        self.path = Path(path)
-        check_writable(self.path)
-        try:
-            self._file = open(self.path, "w", encoding="utf-8", **open_options)
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
-        self.frames_written = 0
-
-    def _guarded(self, action, *values):
-        if self._file.closed:
-            raise SinkError(f"cannot write '{self.path}': it is already closed")
-        try:
-            return action(*values)
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
-
-    def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
-        self.write_record(frame_record(frame_index, time, poses))
-
-    def write_record(self, record: dict) -> None:
-        raise NotImplementedError
-
-    def _finish(self) -> None:
-        """What the format needs written before the file is complete."""
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        self._guarded(self._finish)
-        try:
-            self._file.close()
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
-
-    def abort(self) -> None:
-        """Close and delete the file."""
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
-            self.close()
-        else:
-            self.abort()
 
 
 def csv_columns(keypoint_names) -> list[str]:
@@ -88,7 +32,7 @@ def csv_columns(keypoint_names) -> list[str]:
     return columns + [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")]
 
 
-class KeypointsCsvSink(_TextSink):
+class KeypointsCsvSink(TextSink):
     """One row per person per frame under named columns (:func:`csv_columns`); ``track_id`` is
     empty when the poses are not tracked, a missing value (NaN) an empty cell."""
 
@@ -128,7 +72,7 @@ def coco_results(record: dict) -> list[dict]:
     return results
 
 
-class KeypointsCocoSink(_TextSink):
+class KeypointsCocoSink(TextSink):
     """A COCO results file: one JSON array of :func:`coco_results`, written as frames come (one
     result per line), so memory does not grow with the video's length."""
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, _os_reason, check_writable  # noqa: F401
+from .text_sink import TextSink
 from .types import Poses
 
 log = logging.getLogger(__name__)
@@ -416,7 +417,7 @@ def frame_record(frame_index: int, time: float | None, poses: Poses) -> dict:
     return {"frame": int(frame_index), "time": seconds, "persons": persons}
 
 
-class KeypointsJsonlSink:
+class KeypointsJsonlSink(TextSink):
     """Poses as JSON lines: a ``{"type": "header", ...}`` line, then one line per frame::
 
         {"frame": 0, "time": 0.0, "persons": [{"box": [x1, y1, x2, y2], "score": s,
@@ -427,61 +428,23 @@ class KeypointsJsonlSink:
     """
 
     def __init__(self, path: str | Path, *, header: dict, flush_every: int = 30) -> None:
-        self.path = Path(path)
-        check_writable(self.path)
-        try:
-            self._file = open(self.path, "w", encoding="utf-8")
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+        super().__init__(path)
         self._flush_every = max(1, int(flush_every))
-        self.frames_written = 0
         try:
             self._line({"type": "header", **header})
-            self._flush()
+            self._guarded(self._file.flush)
         except SinkError:
             self.abort()
             raise
 
-    def _flush(self) -> None:
-        try:
-            self._file.flush()
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
-
     def _line(self, record: dict) -> None:
-        try:
-            self._file.write(json.dumps(record, default=_json_default, allow_nan=False) + "\n")
-        except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+        self._guarded(self._file.write, json.dumps(record, default=_json_default, allow_nan=False) + "\n")
 
-    def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
-        if self._file.closed:
-            raise SinkError(f"cannot write '{self.path}': it is already closed")
-        self._line(frame_record(frame_index, time, poses))
+    def write_record(self, record: dict) -> None:
+        self._line(record)
         self.frames_written += 1
         if self.frames_written % self._flush_every == 0:
-            self._flush()
-
-    def close(self) -> None:
-        if not self._file.closed:
-            try:
-                self._file.close()
-            except OSError as error:
-                raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
-
-    def abort(self) -> None:
-        """Close and delete the file."""
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> KeypointsJsonlSink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+            self._guarded(self._file.flush)
 
 
 def read_keypoints_jsonl(path: str | Path) -> tuple[dict, list[dict]]:
