@@ -36,17 +36,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def save_models(folder: Path) -> tuple[str, str]:
-    from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
-
-    pose, detector = folder / "pose", folder / "detector"
-    tiny_vitpose().save_pretrained(pose)
-    pose_processor().save_pretrained(pose)
-    tiny_rtdetr().save_pretrained(detector)
-    detector_processor(320).save_pretrained(detector)
-    return str(pose), str(detector)
-
-
 def run(name: str, argv: list[str], out: Path, parallel: int = 1) -> dict:
     from vitpose_live.cli import main
 
@@ -82,10 +71,11 @@ def main() -> None:
     import ray
     import torch
     from media import make_clip
+    from models import save_tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        pose, detector = save_models(tmp)
+        pose, detector = save_tiny_models(tmp)
         (tmp / "in").mkdir()
         for n in range(options.clips):
             make_clip(tmp / "in" / f"clip{n:03d}.mp4", width=320, height=240, frames=options.frames)

@@ -33,17 +33,6 @@ MAX_PERSONS = 3
 DET_EVERY = 3  # the same for every checkout measured (main's CPU default)
 
 
-def tiny_models(folder: Path) -> tuple[str, str]:
-    from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
-
-    pose, detector = folder / "pose", folder / "detector"
-    tiny_vitpose().save_pretrained(pose)
-    pose_processor().save_pretrained(pose)
-    tiny_rtdetr().save_pretrained(detector)
-    detector_processor(320).save_pretrained(detector)
-    return str(pose), str(detector)
-
-
 def gradio_phases(frames: int) -> dict:
     """Gradio's own phases per frame (ms) of the ``frames`` served since the profiler was
     cleared: a stream's trace is filed when the stream ends and sums its frames."""
@@ -104,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
 
+    from models import save_tiny_models
     from webcam import browser, have_chromium, launch, trivial_stream_app, write_y4m
 
     from vitpose_live.ui import PoseWebApp
@@ -111,7 +101,7 @@ def main() -> None:
     if not have_chromium():
         sys.exit("needs /usr/bin/chromium (Debian package 'chromium') and the playwright package")
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    model, detector = (args.model, args.detector) if args.model else tiny_models(work)
+    model, detector = (args.model, args.detector) if args.model else save_tiny_models(work)
     clip = write_y4m(work / "camera.y4m", width=width, height=height, fps=15, frames=60)
     app = PoseWebApp(model, detector, "cpu", stream_every=args.stream_every)
     app.models.get(model)  # loaded before the clock starts

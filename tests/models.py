@@ -92,3 +92,16 @@ def pose_processor():
 
 def detector_processor(side: int = 640):
     return RTDetrImageProcessorPil(size={"height": side, "width": side})
+
+
+def save_tiny_models(folder) -> tuple[str, str]:
+    """The tiny pose model and detector saved like checkpoints under ``folder`` (the detector at a
+    320x320 input): their two directories, for code that loads models from paths."""
+    from pathlib import Path
+
+    pose, detector = Path(folder) / "pose", Path(folder) / "detector"
+    tiny_vitpose().save_pretrained(pose)
+    pose_processor().save_pretrained(pose)
+    tiny_rtdetr().save_pretrained(detector)
+    detector_processor(320).save_pretrained(detector)
+    return str(pose), str(detector)
