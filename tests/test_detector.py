@@ -224,3 +224,46 @@ def test_the_live_detector_thread_warms_a_compiled_detector_on_itself():
     finally:
         thread.close()
     assert detector.threads == [("warm", "vitpose-detector", (1,)), ("call", "vitpose-detector")]
+
+
+@pytest.mark.parametrize("side", [320, 416])
+@pytest.mark.parametrize("height,width", [(479, 641), (1080, 1920)])
+def test_a_reduced_input_size_matches_the_processor_given_that_size(detector_model, rng, side, height, width):
+    """transformers' processor with ``size=`` overridden is the oracle for ``input_side``."""
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    reference = detector_processor()(image, size={"height": side, "width": side}, return_tensors="pt").pixel_values
+    ours = PersonDetector(detector_model, processor=detector_processor(), device="cpu", input_side=side).preprocess(image)
+    assert ours.shape == reference.shape == (1, 3, side, side)
+    difference = (ours - reference).abs()
+    assert difference.max() <= 1.01 / 255 and difference.mean() <= 1e-4
+
+
+def test_boxes_at_a_reduced_input_size_come_back_in_the_images_pixels(detector_model, rng):
+    image = rng.integers(0, 256, (719, 1281, 3), dtype=np.uint8)
+    inputs = detector_processor()(image, size={"height": 320, "width": 320}, return_tensors="pt")
+    with torch.no_grad():
+        outputs = detector_model(**inputs)
+    (boxes, _), = reference_persons(outputs, [(719, 1281)], 0.5)
+    detections = PersonDetector(detector_model, processor=detector_processor(), device="cpu", input_side=320)(image)
+    assert len(detections) == len(boxes) > 0
+    assert np.abs(detections.boxes - boxes).max() <= 1.0
+    assert detections.boxes[:, 2].max() > 320 and detections.boxes[:, 3].max() > 320  # not the input's pixels
+
+
+@pytest.mark.parametrize("size,side,expected", [
+    ({"height": 640, "width": 640}, 320, {"height": 320, "width": 320}),
+    ({"shortest_edge": 800, "longest_edge": 1333}, 400, {"shortest_edge": 400, "longest_edge": 666}),
+    ({"shortest_edge": 800}, 480, {"shortest_edge": 480}),
+    ({"max_height": 640, "max_width": 640}, 320, {"max_height": 320, "max_width": 320}),
+])
+def test_an_input_side_scales_each_kind_of_processor_size(size, side, expected):
+    from vitpose_live.detector import ResizeSettings
+
+    settings = ResizeSettings.from_processor({"size": size}).with_side(side)
+    assert settings.size == expected
+    assert ResizeSettings.from_processor({"size": size}).with_side(None).size == size
+
+
+def test_an_input_side_below_32_pixels_is_refused(detector_model):
+    with pytest.raises(ValueError, match="at least 32"):
+        PersonDetector(detector_model, processor=detector_processor(), device="cpu", input_side=16)

@@ -386,10 +386,10 @@ def test_without_the_hub_the_console_names_the_models_once_without_tracebacks_an
         process.terminate()
         process.wait(30)
     page = str(caught.value)
-    from vitpose_live.ui.settings import CPU_DEFAULTS  # no GPU here: the page starts with the CPU's models
+    from vitpose_live.profiles import CPU_PROFILE  # no GPU here: the page starts with the CPU's models
 
-    assert f"The pose model '{CPU_DEFAULTS.pose_model}' could not be loaded" in page
-    assert "The detector 'PekingU/rtdetr_r50vd_coco_o365' could not be loaded" in page
+    assert f"The pose model '{CPU_PROFILE.pose_model}' could not be loaded" in page
+    assert f"The detector '{CPU_PROFILE.detector}' could not be loaded" in page
     assert "--model DIR and --detector DIR" in page and "hf download" in page and "pass --model PATH" not in page
     console = (tmp_path / "console.txt").read_text()
     assert "Traceback" not in console and "share=True" not in console and "add --share" in console

@@ -162,3 +162,70 @@ def test_the_web_video_job_and_the_command_line_give_the_same_keypoints(run_cli,
         for p, q in zip(a["persons"], b["persons"]):
             np.testing.assert_allclose(p["keypoints"], q["keypoints"], atol=1e-3)
             np.testing.assert_allclose(p["box"], q["box"], atol=1e-3)
+
+
+def _feed(engine, frames, period: float = 0.02):
+    """Each frame to the engine as a camera would give it, ``period`` seconds apart; the results."""
+    from vitpose_live.types import Frame
+
+    results, start = [], time.monotonic()
+    for index, image in enumerate(frames):
+        time.sleep(max(0.0, start + index * period - time.monotonic()))
+        results.append((time.monotonic(), engine(Frame(image, index, index * period, time.monotonic()))))
+    engine.close()
+    return results
+
+
+def _paced_engine(pose_model, frames, gap: float, script=scene, delay: float = 0.05):
+    from models import pose_processor
+
+    from vitpose_live.engine import FrameSettings, PoseEngine
+    from vitpose_live.pose import PoseEstimator
+    from vitpose_live.tracking import PersonTracker, TrackingStage
+
+    detector = ScriptedDetector(frames, script, delay=delay)
+    pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
+    engine = PoseEngine(pose, detector, tracking=TrackingStage(PersonTracker()), live=True, detector_gap_s=gap,
+                        settings=FrameSettings(det_threshold=THRESHOLD))
+    return engine, detector
+
+
+def test_a_paced_detector_rests_between_passes_while_persons_are_tracked(pose_model, tmp_path):
+    frames = write_frames(tmp_path / "frames", 80)  # 1.6 s at 50 frames/s
+    paced, paced_detector = _paced_engine(pose_model, frames, gap=0.4)
+    results = _feed(paced, frames)
+    free, free_detector = _paced_engine(pose_model, frames, gap=0.0)
+    _feed(free, frames)
+    seconds = results[-1][0] - results[0][0]
+    assert len(paced_detector.frames_seen) <= seconds / 0.4 + 2, "at most one pass per gap (plus the first)"
+    assert len(free_detector.frames_seen) >= 2 * len(paced_detector.frames_seen), "unpaced it runs back to back"
+    assert all(len(result.poses) == 2 for _, result in results), "A and B are followed between passes"
+
+
+def test_with_nobody_tracked_the_paced_detector_runs_back_to_back(pose_model, tmp_path):
+    from vitpose_live.types import Detections
+
+    frames = write_frames(tmp_path / "frames", 60)
+    engine, detector = _paced_engine(pose_model, frames, gap=0.4, script=lambda index: Detections.empty())
+    results = _feed(engine, frames)
+    seconds = results[-1][0] - results[0][0]
+    assert len(detector.frames_seen) >= seconds / 0.4 + 3, "an empty scene is searched as often as the detector can"
+
+
+def test_a_person_entering_a_paced_scene_is_found_within_the_gap_plus_two_passes(pose_model, tmp_path):
+    from vitpose_live.types import Detections
+
+    enters = 40
+
+    def script(index: int) -> Detections:
+        people = scene(index)
+        keep = 1 if index < enters else 2  # A from the start, B from frame 40 on
+        return Detections(people.boxes[:keep], people.scores[:keep])
+
+    frames = write_frames(tmp_path / "frames", 100)
+    gap, delay = 0.4, 0.05
+    engine, _ = _paced_engine(pose_model, frames, gap=gap, script=script, delay=delay)
+    results = _feed(engine, frames)
+    entered_at = results[enters][0]
+    found_at = next(at for at, result in results if len(result.poses) == 2)
+    assert found_at - entered_at <= gap + 2 * delay + 0.15, f"found {found_at - entered_at:.2f} s after entering"

@@ -13,7 +13,7 @@ import pytest
 from vitpose_live.sources import SyntheticSource
 from vitpose_live.ui.frames import inline_jpeg
 from vitpose_live.ui.payloads import Limits, image_from_payload
-from vitpose_live.ui.settings import CPU_DEFAULTS, GPU_DEFAULTS, Settings, defaults_for
+from vitpose_live.ui.settings import Settings, defaults_for
 from vitpose_live.ui.state import LiveSession, ModelCache
 
 
@@ -108,9 +108,9 @@ def test_settings_come_from_the_controls_by_name(controls, error):
 
 
 def test_without_a_gpu_the_page_starts_with_the_fastest_usable_defaults():
-    assert defaults_for("cpu") is CPU_DEFAULTS and defaults_for("cuda:0") is GPU_DEFAULTS
-    assert CPU_DEFAULTS.det_every > GPU_DEFAULTS.det_every and CPU_DEFAULTS.max_persons < GPU_DEFAULTS.max_persons
-    assert "small" in CPU_DEFAULTS.pose_model
+    cpu, gpu = defaults_for("cpu"), defaults_for("cuda:0")
+    assert cpu.det_every > gpu.det_every and cpu.max_persons < gpu.max_persons
+    assert "small" in cpu.model and cpu.detector_size is not None and gpu.detector_size is None
 
 
 def test_frames_of_a_session_whose_tab_was_left_are_ignored_until_it_is_back(pose_dir, detector_dir, frames):

@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL, EXPERTS
+    from .defaults import EXPERTS
 
     parser = argparse.ArgumentParser(
         prog="vitpose-live",
@@ -41,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keypoints", help="write keypoints: .jsonl (JSON lines: a header, then one line per frame), "
                         ".csv (one row per person per frame) or .json (COCO keypoint results)")
     models = parser.add_argument_group("models")
-    models.add_argument("--model", default=DEFAULT_POSE_MODEL, help="ViTPose Hub id or local directory")
-    models.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector Hub id or local directory")
+    models.add_argument("--model", default="auto", help="ViTPose Hub id or local directory (default auto: the "
+                        "device's profile, ViTPose-B on a GPU, ViTPose++-S on a CPU)")
+    models.add_argument("--detector", default="auto", help="person detector Hub id or local directory (default auto: "
+                        "the device's profile, README 'Speed on a CPU')")
+    models.add_argument("--detector-size", default="auto", metavar="PIXELS",
+                        help="the detector's input side in pixels (fewer: faster, small people missed; default auto: "
+                        "the profile's for its own detector, else the checkpoint's own)")
     models.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     models.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
     models.add_argument("--expert", help=f"ViTPose++ expert: {', '.join(EXPERTS)} or an index; only one the checkpoint "
@@ -155,6 +160,13 @@ def check_arguments(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None and value < low:
             raise UserError(f"--{name.replace('_', '-')} must be at least {low}")
+    if args.detector_size != "auto":
+        try:
+            side = int(args.detector_size)
+        except ValueError:
+            side = 0
+        if side < 32:
+            raise UserError("--detector-size must be auto or a whole number of pixels, at least 32")
     if args.latency_target is not None and args.latency_target <= 0:
         raise UserError("--latency-target must be a positive number of milliseconds")
     if args.latency_target and not live:
@@ -177,18 +189,29 @@ def camera_size(args: argparse.Namespace) -> tuple[int, int]:
     return width, height
 
 
+def model_choice(args: argparse.Namespace):
+    """The ``auto`` arguments resolved through the device's profile (:mod:`vitpose_live.profiles`);
+    explicit ones win. Imports torch when ``--device auto`` (to see whether CUDA is there)."""
+    from .profiles import profile_for, resolve
+
+    return resolve(profile_for(args.device), args.model, args.detector, getattr(args, "detector_size", "auto"),
+                   args.det_every, args.max_persons)
+
+
 def engine_options(args: argparse.Namespace, *, live: bool):
     """The shared recipe's options from the command line."""
     from .engine import EngineOptions, FrameSettings, ModelOptions
 
-    models = ModelOptions(args.model, args.detector, args.device, args.dtype, args.expert, args.flip_test,
-                          args.cuda_graphs, args.compile)
+    choice = model_choice(args)
+    models = ModelOptions(choice.model, choice.detector, args.device, args.dtype, args.expert, args.flip_test,
+                          args.cuda_graphs, args.compile, detector_size=choice.detector_size)
     settings = FrameSettings(
-        det_threshold=args.det_threshold, max_persons=args.max_persons, kpt_threshold=args.kpt_threshold,
+        det_threshold=args.det_threshold, max_persons=choice.max_persons, kpt_threshold=args.kpt_threshold,
         smooth=live if args.smooth is None else args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
         smooth_beta=args.smooth_beta,
     )
-    return EngineOptions(models, settings, live=live, det_every=args.det_every or 1)
+    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1,
+                         detector_gap_s=choice.detector_gap_s if live else 0.0)
 
 
 def open_input(args: argparse.Namespace, spec):
@@ -343,7 +366,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from .sources import SourceError
 
     try:
-        check_models(args.model, args.detector)  # both named at once, in seconds even without the Hub
+        choice = model_choice(args)
+        check_models(choice.model, choice.detector)  # both named at once, in seconds even without the Hub
         summary = annotate(args, spec, window)
     except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
         return _fail(args, error)

@@ -45,6 +45,7 @@ class ModelOptions:
     flip_test: bool = False
     cuda_graphs: bool = False
     compile: bool = False  # torch.compile the detector (on the thread that calls it; CPU: inductor)
+    detector_size: int | None = None  # the detector's input side in pixels (None: its processor's)
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,21 @@ class FrameSettings:
 class EngineOptions:
     """The whole recipe. ``live``: detection off the frame path; ``det_every``: detect on every
     Nth frame (files) or at most once per N frames (live); ``tracking``: ids and boxes across
-    frames (always on live, with ``det_every`` > 1 or smoothing)."""
+    frames (always on live, with ``det_every`` > 1 or smoothing); ``detector_gap_s`` (live):
+    seconds left between detector passes while persons are tracked (:class:`PoseEngine`)."""
 
     models: ModelOptions = field(default_factory=ModelOptions)
     settings: FrameSettings = field(default_factory=FrameSettings)
     live: bool = False
     det_every: int = 1
     tracking: bool = False
+    detector_gap_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.det_every < 1:
             raise ValueError("det_every must be at least 1")
+        if self.detector_gap_s < 0:
+            raise ValueError("detector_gap_s must not be negative")
         if self.live or self.det_every > 1 or self.settings.smooth:
             object.__setattr__(self, "tracking", True)
 
@@ -90,7 +95,7 @@ def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
     pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
                          flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
     detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
-                              compile=options.compile)
+                              compile=options.compile, input_side=options.detector_size)
     return pose, detector
 
 
@@ -100,7 +105,7 @@ def build_engine(options: EngineOptions, models: tuple[PoseEstimator, PersonDete
     pose, detector = models if models is not None else load_models(options.models)
     tracking = TrackingStage(PersonTracker()) if options.tracking else None
     return PoseEngine(pose, copy.copy(detector), det_every=options.det_every, tracking=tracking,
-                      settings=options.settings, live=options.live)
+                      settings=options.settings, live=options.live, detector_gap_s=options.detector_gap_s)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,13 @@ class Result:
 class PoseEngine:
     """Detect persons, estimate their poses in one batch, and — with a ``tracking`` stage — give
     them ids, boxes between detections and smoothing. ``settings`` may be replaced between frames.
-    With ``live`` the detector runs on its own thread; call :meth:`close` when done."""
+    With ``live`` the detector runs on its own thread; call :meth:`close` when done.
+
+    ``detector_gap_s`` (live): while anyone is tracked, the next detector pass starts at least
+    this long after the last one ended. On a CPU the detector thread and the pose model share the
+    cores, so back-to-back passes slow every frame; tracked persons are followed by their
+    keypoints meanwhile. With nobody tracked the detector runs back to back (a newcomer in an
+    empty scene is found within two passes; among tracked persons, within the gap plus two)."""
 
     def __init__(
         self,
@@ -141,6 +152,7 @@ class PoseEngine:
         tracking: TrackingStage | None = None,
         settings: FrameSettings | None = None,
         live: bool = False,
+        detector_gap_s: float = 0.0,
     ):
         if det_every < 1:
             raise ValueError("det_every must be at least 1")
@@ -151,6 +163,7 @@ class PoseEngine:
         self.det_every = int(det_every)  # may change between frames (a LatencyController does)
         self.tracking = tracking
         self.live = live
+        self.detector_gap_s = float(detector_gap_s)
         self._since_detection: int | None = None
         self._detector_thread: DetectorThread | None = None
         self._passes = 0
@@ -234,7 +247,7 @@ class PoseEngine:
             weakref.finalize(self, thread.close, 0.0)  # an engine dropped unclosed stops its thread
             self._since_detection = None
         since = self._since_detection
-        if thread.idle and (since is None or since + 1 >= self.det_every):
+        if thread.idle and (since is None or since + 1 >= self.det_every) and not self._pausing(thread):
             thread.offer(frame)
             self._since_detection = 0
         else:
@@ -243,6 +256,14 @@ class PoseEngine:
         late = thread.take(wait=first)
         waited = (time.perf_counter() - waited) * 1e3
         return (None, None, waited, None) if late is None else (late.detections, late.frame, waited, late.ms)
+
+    def _pausing(self, thread: DetectorThread) -> bool:
+        """Whether the detector rests: persons are tracked and its last pass ended under
+        ``detector_gap_s`` ago."""
+        if self.detector_gap_s <= 0 or self.tracking is None or not self.tracking.following:
+            return False
+        ended = thread.finished_at
+        return ended is not None and time.monotonic() - ended < self.detector_gap_s
 
     def __call__(self, frame: Frame) -> Result:
         image = self._upload(frame.image)

@@ -43,6 +43,7 @@ class DetectorThread:
     def __init__(self, detector) -> None:
         self.detector = detector
         self.passes = 0
+        self.finished_at: float | None = None  # time.monotonic() when the last pass ended
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._busy = False
@@ -112,6 +113,7 @@ class DetectorThread:
                     with self._cond:
                         self._done, self._busy = done, False
                         self.passes += 1
+                        self.finished_at = time.monotonic()
                         self._cond.notify_all()
         except BaseException as error:  # noqa: BLE001 - raised again by take()
             with self._cond:

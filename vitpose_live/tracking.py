@@ -396,7 +396,7 @@ class TrackingStage:
         """The boxes to estimate poses in and their track ids (N,) int64. ``detected_at``: the
         time of the frame a late detection was computed on (default: this frame's)."""
         last = self._last
-        known = last is not None and len(last) > 0 and last.track_ids is not None
+        known = self.following
         if detections is None:
             if not known:
                 return Detections.empty(), _NO_IDS.copy()
@@ -408,6 +408,12 @@ class TrackingStage:
         newest = dict(zip(last.track_ids.tolist(), self._keypoint_boxes(image_size)))
         boxes = np.stack([newest.get(i, box) for i, box in zip(ids.tolist(), tracked.boxes)])
         return Detections(boxes, tracked.scores), ids
+
+    @property
+    def following(self) -> bool:
+        """Whether the last frame's poses have anyone to follow into the next frame."""
+        last = self._last
+        return last is not None and len(last) > 0 and last.track_ids is not None
 
     def poses(self, poses: Poses, time: float | None = None) -> Poses:
         """Remember the raw poses for the next frame's boxes; smoothed when there is a smoother."""

@@ -45,14 +45,15 @@ class PoseWebApp:
                  dtype: str = "auto", *, limits: Limits = Limits(), live_concurrency: int = 2,
                  stream_every: float = 0.1, stream_time_limit: int = 300, session_ttl: float = 3600,
                  delete_cache: tuple[int, int] = (120, 900), max_models: int = 2) -> None:
-        self.defaults = defaults_for(device)
-        self.default_model = os.fspath(model) if model else self.defaults.pose_model
+        self.defaults = defaults_for(device, os.fspath(model) if model else None, detector)
+        self.default_model = self.defaults.model
         self.choices = list(MODEL_CHOICES)
         if self.default_model not in {value for _, value in self.choices}:
             self.choices.insert(0, (f"{Path(self.default_model).name} (--model)", self.default_model))
         self.allowed = {value for _, value in self.choices}
-        self.detector = detector or self.defaults.detector
-        self.models = ModelCache(self.detector, device, dtype, max_models=max_models)
+        self.detector = self.defaults.detector
+        self.models = ModelCache(self.detector, device, dtype, max_models=max_models,
+                                 detector_size=self.defaults.detector_size, detector_gap_s=self.defaults.detector_gap_s)
         self.sessions = SessionRegistry()
         self.limits = limits
         self.live_concurrency = max(1, int(live_concurrency))
@@ -74,8 +75,9 @@ class PoseWebApp:
     def describe(self) -> str:
         """What runs where, for the page: the device, the models, the detection interval."""
         name = {value: label for label, value in self.choices}.get(self.default_model, self.default_model)
-        return (f"Running on **{self.defaults.device_label}**: pose model **{name}**, person detector "
-                f"**{Path(self.detector).name}**, run on {_every(self.defaults.det_every)} (webcam, video), "
+        size = f" at {self.defaults.detector_size}x{self.defaults.detector_size}" if self.defaults.detector_size else ""
+        return (f"Running on **{self.defaults.profile.device_label}**: pose model **{name}**, person detector "
+                f"**{Path(self.detector).name}**{size}, run on {_every(self.defaults.det_every)} (webcam, video), "
                 f"at most {self.defaults.max_persons} persons per frame. "
                 "The Webcam tab shows the rate it reaches and where a frame's time goes.")
 

@@ -56,6 +56,7 @@ class _LoadingModels:
 
     def __init__(self, models: ModelCache) -> None:
         self.models = models
+        self.detector_gap_s = models.detector_gap_s
 
     def get(self, model: str):
         return load(self.models, model)

@@ -2,16 +2,18 @@
 
 :class:`Settings` is built once per call from the controls (``Settings.from_controls``) and is all
 a job needs: the engine's frame settings, the detection interval, the annotator, the mirror.
-:func:`defaults_for` is the one place that picks the models and the detection interval a page
-starts with: the fastest usable ones when no GPU is there (a CPU-only Space).
+:func:`defaults_for` gives the models, the detector's input size and pace and the detection
+interval a page starts with: the device's profile (:mod:`vitpose_live.profiles`), the one the
+command line's ``auto`` uses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
-from ..defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+from ..defaults import DEFAULT_POSE_MODEL
 from ..engine import EngineOptions, FrameSettings
+from ..profiles import AUTO, Choice, profile_for, resolve
 from ..render import PoseAnnotator
 
 # ViTPose checkpoints published in transformers format (the usyd-community organisation has no
@@ -26,32 +28,17 @@ MODEL_CHOICES: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class DeviceDefaults:
-    """What a page starts with on a device: the pose model, the detector, how often the webcam
-    and video jobs run the detector, and how many persons are posed per frame (each one is a
-    pose model crop: on a CPU the pose pass grows with them)."""
-
-    pose_model: str
-    detector: str
-    det_every: int
-    max_persons: int
-    device_label: str
+# The max persons slider's start where the profile caps nothing (a GPU).
+PAGE_MAX_PERSONS = 20
 
 
-# The models a page runs without a GPU: change them here (and only here).
-CPU_DEFAULTS = DeviceDefaults("usyd-community/vitpose-plus-small", DEFAULT_DETECTOR, det_every=5, max_persons=6,
-                              device_label="CPU")
-GPU_DEFAULTS = DeviceDefaults(DEFAULT_POSE_MODEL, DEFAULT_DETECTOR, det_every=1, max_persons=20, device_label="GPU")
-
-
-def defaults_for(device: str) -> DeviceDefaults:
-    """:data:`GPU_DEFAULTS` when ``device`` is (or ``auto`` finds) CUDA, else :data:`CPU_DEFAULTS`."""
-    import torch
-
-    device = str(device)
-    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    return GPU_DEFAULTS if on_cuda else CPU_DEFAULTS
+def defaults_for(device: str, model: str | None = None, detector: str | None = None) -> Choice:
+    """What a page starts with: the device's profile (:mod:`vitpose_live.profiles`, the same
+    choice as the command line's ``auto``), with ``--model`` / ``--detector`` winning. The
+    interval and person-cap sliders start at the profile's values whichever detector runs."""
+    profile = profile_for(device)
+    choice = resolve(profile, model or AUTO, detector or AUTO)
+    return replace(choice, det_every=profile.det_every, max_persons=profile.max_persons or PAGE_MAX_PERSONS)
 
 
 @dataclass(frozen=True)
@@ -105,8 +92,10 @@ class Settings:
         return FrameSettings(det_threshold=self.det_threshold, max_persons=self.max_persons,
                              kpt_threshold=self.kpt_threshold, smooth=self.smooth, smooth_min_cutoff=self.min_cutoff)
 
-    def engine_options(self, *, live: bool) -> EngineOptions:
-        return EngineOptions(settings=self.frame_settings(), live=live, det_every=self.det_every)
+    def engine_options(self, *, live: bool, detector_gap_s: float = 0.0) -> EngineOptions:
+        """``detector_gap_s``: the detector's pace while persons are tracked (live only)."""
+        return EngineOptions(settings=self.frame_settings(), live=live, det_every=self.det_every,
+                             detector_gap_s=detector_gap_s if live else 0.0)
 
     def annotator(self) -> PoseAnnotator:
         return PoseAnnotator(kpt_threshold=self.kpt_threshold, show_boxes=self.show_boxes, show_ids=self.show_ids)

@@ -40,8 +40,11 @@ class ModelCache:
     go). A model that fails to load is not remembered, so the next call tries again.
     """
 
-    def __init__(self, detector: str, device: str = "auto", dtype: str = "auto", *, max_models: int = 2) -> None:
+    def __init__(self, detector: str, device: str = "auto", dtype: str = "auto", *, max_models: int = 2,
+                 detector_size: int | None = None, detector_gap_s: float = 0.0) -> None:
         self.detector, self.device, self.dtype = detector, device, dtype
+        self.detector_size = detector_size  # the detector's input side (None: its processor's)
+        self.detector_gap_s = detector_gap_s  # live sessions' detector pace while persons are tracked
         self.max_models = max(1, int(max_models))
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
@@ -56,7 +59,8 @@ class ModelCache:
         pose = self._cached(("pose", model), lambda: PoseEstimator(model, device=self.device, dtype=self.dtype))
         placement = pose.placement
         detector = self._cached(("detector", str(placement.device), str(placement.dtype)),
-                                lambda: PersonDetector(self.detector, device=placement.device, dtype=placement.dtype))
+                                lambda: PersonDetector(self.detector, device=placement.device, dtype=placement.dtype,
+                                                       input_side=self.detector_size))
         return pose, detector
 
     def _cached(self, key: tuple, load: Callable):
@@ -132,7 +136,8 @@ class LiveSession:
         if self._model != settings.model:  # the only change that reloads
             if self._engine is not None:
                 self._engine.close()
-            self._engine = build_engine(settings.engine_options(live=True), models.get(settings.model))
+            options = settings.engine_options(live=True, detector_gap_s=models.detector_gap_s)
+            self._engine = build_engine(options, models.get(settings.model))
             self._model = settings.model
             self.engines_built += 1
         else:  # a moved control: from this frame on, tracks kept
