@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the command line runs (before torch loads)
 import platform
 import statistics
 import sys
@@ -124,6 +126,7 @@ def dfine(size: str):
         config.decoder_ffn_dim, config.encoder_in_channels = 512, [512, 1024]
         config.decoder_n_points, config.decoder_in_channels = [6, 6], [128, 128]
         config.feat_strides, config.depth_mult, config.hidden_expansion = [16, 32], 0.5, 0.34
+        config.head_dim = config.d_model // config.decoder_attention_heads  # set from d_model at init; 128 / 8
     else:
         config.hidden_expansion, config.depth_mult = 0.5, 0.34
         config.decoder_n_points, config.encoder_in_channels = [3, 6, 3], [256, 512, 1024]

@@ -7,19 +7,31 @@ processed frames, how latency moves from the first to the last third of the run,
 detector passes per second and the age of the detection each frame used. Random weights of the
 real architectures cost what real ones do; ``--size tiny`` uses the test models.
 
+``--profile cpu`` runs the CPU profile instead (:mod:`vitpose_live.profiles`: its pose model and
+detector at real size with random weights, its detector input size, interval and pacing), once
+as the profile has it and once with the detector unpaced, and times the pose model's own forward
+pass on one 256x192 crop in the same run (before and after the live runs): the live bar is
+processed fps >= 0.6x that single-crop rate.
+
     python bench/bench_live.py [--size tiny|base] [--seconds 30] [--device cpu|cuda] [--clip PATH]
+    python bench/bench_live.py --profile cpu --seconds 30 --max-persons 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+# As the command line does before torch loads: idle OpenMP workers sleep instead of spinning, so
+# the detector thread's and the pose model's thread pools do not spin against each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 RESULTS = HERE / "results"
@@ -54,14 +66,28 @@ class LoopedClip:
         pass
 
 
-def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
-    from vitpose_live.engine import EngineOptions, FrameSettings, build_engine
-    from vitpose_live.run import Outputs, RunOptions, run
+POLICIES = ("inline every 3rd frame (before)", "detector thread (now)")
+PROFILE_POLICIES = ("profile: detector paced", "profile, detector unpaced")
+
+
+def engine_options(name: str, args):
+    from vitpose_live.engine import EngineOptions, FrameSettings
+    from vitpose_live.profiles import profile_for
 
     settings = FrameSettings(max_persons=args.max_persons, smooth=True)
-    inline = name == "inline every 3rd frame (before)"
-    options = EngineOptions(settings=settings, live=not inline, det_every=3 if inline else 1)
-    engine = build_engine(options, models=models)
+    if name in PROFILE_POLICIES:
+        profile = profile_for(args.device)
+        gap = profile.detector_gap_s if name == PROFILE_POLICIES[0] else 0.0
+        return EngineOptions(settings=settings, live=True, det_every=profile.det_every, detector_gap_s=gap)
+    inline = name == POLICIES[0]
+    return EngineOptions(settings=settings, live=not inline, det_every=3 if inline else 1)
+
+
+def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
+    from vitpose_live.engine import build_engine
+    from vitpose_live.run import Outputs, RunOptions, run
+
+    engine = build_engine(engine_options(name, args), models=models)
     latencies: list[float] = []
     report = run(clip, engine, Outputs(), RunOptions(live=True, realtime_fps=clip.info.fps, progress=False),
                  on_latency=latencies.append)
@@ -70,12 +96,59 @@ def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
     period_ms = 1e3 / stats["fps"] if stats["fps"] else float("inf")
     return {
         "policy": name,
+        "load_1min_end": round(os.getloadavg()[0], 2),
         **stats,
         "mean_period_ms": round(period_ms, 1),
         "p95_over_period": round(stats["latency_ms"]["p95"] / period_ms, 2),
         "latency_p50_first_third_ms": round(statistics.median(latencies[:third]), 1),
         "latency_p50_last_third_ms": round(statistics.median(latencies[-third:]), 1),
     }
+
+
+def profile_models(device: str, directory: Path) -> tuple[Path, Path, dict]:
+    """The device profile's pose model and detector at real size, random weights, saved with
+    their processors (the detector's at its checkpoint's 640x640; the profile resizes it)."""
+    import torch
+    from bench_cpu_profile import DETECTORS, POSE_MODELS
+    from transformers import RTDetrImageProcessorPil, VitPoseImageProcessorPil
+
+    from vitpose_live.profiles import profile_for
+
+    profile = profile_for(device)
+    pose = next(c for c in POSE_MODELS if c.hub_id == profile.pose_model).build()
+    detector = next(c for c in DETECTORS if c.hub_id == profile.detector).build()
+    with torch.no_grad():  # a random detector finds no one: make every query a confident person
+        for name, module in detector.named_modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == detector.config.num_labels:
+                module.bias.zero_()
+                module.bias[0] = 3.0
+    pose_dir, det_dir = directory / "pose", directory / "detector"
+    pose.save_pretrained(pose_dir)
+    VitPoseImageProcessorPil().save_pretrained(pose_dir)
+    detector.save_pretrained(det_dir)
+    RTDetrImageProcessorPil(size={"height": 640, "width": 640}).save_pretrained(det_dir)
+    params = {"pose_model": profile.pose_model, "detector": profile.detector,
+              "detector_size": profile.detector_size, "det_every": profile.det_every,
+              "detector_gap_s": profile.detector_gap_s,
+              "pose_params_M": round(sum(p.numel() for p in pose.parameters()) / 1e6, 2),
+              "detector_params_M": round(sum(p.numel() for p in detector.parameters()) / 1e6, 2)}
+    return pose_dir, det_dir, params
+
+
+def single_crop_ms(pose, reps: int = 15) -> dict:
+    """The pose model's own forward pass on one 256x192 crop: median ms, with the load average."""
+    import torch
+
+    crop = torch.randn(1, 3, 256, 192)
+    times = []
+    with torch.inference_mode():
+        pose.forward(crop)
+        for _ in range(reps):
+            start = time.perf_counter()
+            pose.forward(crop)
+            times.append((time.perf_counter() - start) * 1e3)
+    return {"ms_median": round(statistics.median(times), 1), "ms_min": round(min(times), 1),
+            "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,17 +164,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-persons", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="the CLI's --compile (compiled on the detector thread)")
+    parser.add_argument("--profile", choices=("cpu",), help="the device profile's models and pacing (see above)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     clip = LoopedClip(args.clip or bundled_clip(), args.seconds)
-    rows = []
+    rows, crop = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        pose_dir, det_dir, params = build_models(args.size, Path(tmp))
-        models = load_models(ModelOptions(str(pose_dir), str(det_dir), args.device, args.dtype, compile=args.compile))
-        for name in ("inline every 3rd frame (before)", "detector thread (now)"):
+        if args.profile:
+            pose_dir, det_dir, params = profile_models(args.device, Path(tmp))
+        else:
+            pose_dir, det_dir, params = build_models(args.size, Path(tmp))
+        models = load_models(ModelOptions(str(pose_dir), str(det_dir), args.device, args.dtype, compile=args.compile,
+                                          detector_size=params.get("detector_size")))
+        if args.profile:
+            crop["before"] = single_crop_ms(models[0])
+        for name in PROFILE_POLICIES if args.profile else POLICIES:
             rows.append(run_policy(name, models, clip, args))
+        if args.profile:
+            crop["after"] = single_crop_ms(models[0])
+    if args.profile:
+        report_bar(rows, crop)
     info = clip.info
-    print(f"\nlive, {args.size} models {params}, {info.width}x{info.height} at {info.fps:.0f} fps, "
+    name = f"profile-{args.profile}" if args.profile else args.size
+    print(f"\nlive, {name} models {params}, {info.width}x{info.height} at {info.fps:.0f} fps, "
           f"{args.seconds:.0f} s, device {args.device}")
     print(f"{'policy':<32} {'fps':>5} {'p50':>6} {'p95':>6} {'max':>6} {'p95/period':>10} "
           f"{'p50 1st/last 3rd':>17} {'dropped':>7} {'det/s':>6} {'det age':>7}")
@@ -112,14 +202,30 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['p95_over_period']:>10.2f} {row['latency_p50_first_third_ms']:>8.0f}/"
               f"{row['latency_p50_last_third_ms']:<8.0f} {row['frames_dropped']:>7} {row['detector_rate']:>6.2f} "
               f"{age:>7.0f}")
-    out = args.out or RESULTS / f"live-{args.device}-{args.size}.json"
+    out = args.out or RESULTS / f"live-{args.device}-{name}.json"
     out.parent.mkdir(exist_ok=True)
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()}
-    out.write_text(json.dumps({"size": args.size, "params": params, "device": args.device, "machine": machine,
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
+               "cpus": os.cpu_count()}
+    out.write_text(json.dumps({"size": name, "params": params, "device": args.device, "machine": machine,
                                "clip": str(args.clip or "gradio media_assets/videos/world.mp4"),
-                               "resolution": [info.width, info.height], "fps": info.fps, "rows": rows}, indent=2) + "\n")
+                               "resolution": [info.width, info.height], "fps": info.fps,
+                               "max_persons": args.max_persons, "single_crop": crop, "rows": rows},
+                              indent=2) + "\n")
     print(f"written {out}")
     return 0
+
+
+def report_bar(rows: list[dict], crop: dict) -> None:
+    """Processed fps against the pose model's own single-crop rate (the slower of before/after)."""
+    ms = max(crop["before"]["ms_median"], crop["after"]["ms_median"])
+    for row in rows:
+        row["pose_rate_fps"] = round(1e3 / ms, 2)
+        row["fps_over_pose_rate"] = round(row["fps"] / row["pose_rate_fps"], 2)
+    print(f"\npose model alone, one crop: {crop['before']['ms_median']:.0f} ms before (load "
+          f"{crop['before']['load_1min']}), {crop['after']['ms_median']:.0f} ms after (load {crop['after']['load_1min']})")
+    for row in rows:
+        print(f"{row['policy']:<28} processed {row['fps']:.2f} fps = {row['fps_over_pose_rate']:.2f}x the pose rate "
+              f"{row['pose_rate_fps']:.2f} (bar 0.6x), load at its end {row['load_1min_end']}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def build_parser() -> argparse.ArgumentParser:
     from .defaults import EXPERTS
+    from .profiles import CPU_PROFILE, GPU_PROFILE
 
     parser = argparse.ArgumentParser(
         prog="vitpose-live",
@@ -42,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         ".csv (one row per person per frame) or .json (COCO keypoint results)")
     models = parser.add_argument_group("models")
     models.add_argument("--model", default="auto", help="ViTPose Hub id or local directory (default auto: the "
-                        "device's profile, ViTPose-B on a GPU, ViTPose++-S on a CPU)")
+                        f"device's profile, {GPU_PROFILE.pose_model} on a GPU, {CPU_PROFILE.pose_model} on a CPU)")
     models.add_argument("--detector", default="auto", help="person detector Hub id or local directory (default auto: "
-                        "the device's profile, README 'Speed on a CPU')")
+                        f"{GPU_PROFILE.detector} on a GPU, {CPU_PROFILE.detector} on a CPU)")
     models.add_argument("--detector-size", default="auto", metavar="PIXELS",
                         help="the detector's input side in pixels (fewer: faster, small people missed; default auto: "
                         "the profile's for its own detector, else the checkpoint's own)")
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="video frames per forward pass for files (default: 8 on CUDA, 4 elsewhere)")
     detection = parser.add_argument_group("detection and drawing")
     detection.add_argument("--det-threshold", type=float, default=0.5, help="person score threshold (default 0.5)")
-    detection.add_argument("--max-persons", type=int, default=None, help="keep at most this many persons per frame")
+    detection.add_argument("--max-persons", type=int, default=None, help="keep at most this many persons per frame "
+                           f"(default: the device profile's with its own detector, {CPU_PROFILE.max_persons} on a CPU; else all)")
     detection.add_argument("--kpt-threshold", type=float, default=0.3, help="draw keypoints above this score")
     detection.add_argument("--show-boxes", action="store_true", help="draw person boxes")
     live = parser.add_argument_group("live")
@@ -71,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show an OpenCV window (default: on for webcams and streams when a display exists)")
     live.add_argument("--realtime", action="store_true", help="play a file like a camera: paced, dropping when behind")
     live.add_argument("--det-every", type=int, default=None,
-                      help="files: detect on every Nth frame, tracking in between (default 1); live sources: "
-                      "detect at most once per N frames, off the frame path (default 1: as often as it keeps up)")
+                      help="files: detect on every Nth frame, tracking in between; live sources: detect at most "
+                      "once per N frames, off the frame path (default: the device profile's with its own detector, "
+                      f"{GPU_PROFILE.det_every} on a GPU, {CPU_PROFILE.det_every} on a CPU; else 1)")
     live.add_argument("--latency-target", type=float, default=None, metavar="MS",
                       help="live sources: detect less often while the median latency is over MS (and more often "
                       "when well under); the interval is reported in --stats-json")
