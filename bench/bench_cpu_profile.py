@@ -82,10 +82,10 @@ POSE_MODELS = (
     Candidate("ViTPose++-S", "usyd-community/vitpose-plus-small", vitpose_plus_small,
               "ViTPose+ small (ViT-S: 384 wide, 12 layers, 12 heads, 6 experts; part_features 96 = width/4 as in "
               "ViTPose++-B's 192/768, not read from the checkpoint) with the classic (deconvolution) decoder",
-              "75.8 AP COCO val (ViTPose++-S, ViTPose++ paper table; authors' figure, recalled, not re-checked)"),
+              "not quoted (ViTPose++ paper, COCO val; not re-checked in this session)"),
     Candidate("ViTPose-B simple", "usyd-community/vitpose-base-simple", vitpose_base_simple,
               "transformers' convert_vitpose_to_hf.py: ViT-B (768, 12 layers, 12 heads), use_simple_decoder",
-              "75.8 AP COCO val (ViTPose-B simple decoder, ViTPose paper; authors' figure, recalled)"),
+              "not quoted (ViTPose paper, COCO val; not re-checked in this session)"),
 )
 
 
@@ -164,27 +164,31 @@ def rf_detr_nano():
 DETECTORS = (
     Candidate("RT-DETR R18", "PekingU/rtdetr_r18vd_coco_o365", lambda: rtdetr("r18"),
               "transformers' RT-DETR conversion script, rtdetr_r18vd_coco_o365",
-              "49.2 AP at 640 (RT-DETR repository table, R18 Objects365 -> COCO; authors' figure, recalled)"),
+              "49.2 AP at 640 (RT-DETR README table, R18 COCO + Objects365; authors' figure, as quoted by "
+              "deepwiki.com/lyuwenyu/RT-DETR/8.1-pre-trained-models)"),
     Candidate("RT-DETR R50", "PekingU/rtdetr_r50vd_coco_o365", lambda: rtdetr("r50"),
               "RTDetrConfig() defaults (= rtdetr_r50vd_coco_o365 in the conversion script)",
-              "55.3 AP at 640 (RT-DETR repository table, R50 Objects365 -> COCO; authors' figure, recalled)"),
+              "55.3 AP at 640 (RT-DETR README table, R50 COCO + Objects365; authors' figure, as quoted by "
+              "deepwiki.com/lyuwenyu/RT-DETR/8.1-pre-trained-models)"),
     Candidate("RT-DETRv2 R18", "PekingU/rtdetr_v2_r18vd", lambda: rtdetr("r18", v2=True),
               "RTDetrV2Config() with the R18 values of the v1 conversion script (assumed the same for v2; not "
               "read from the checkpoint)",
-              "47.9 AP at 640 (RT-DETRv2-S, RT-DETRv2 paper; authors' figure, recalled)"),
+              "48.1 AP at 640 (RT-DETRv2-S, RT-DETR README table; authors' figure, as quoted by "
+              "deepwiki.com/lyuwenyu/RT-DETR/8.1-pre-trained-models)"),
     Candidate("D-FINE N", "ustc-community/dfine-nano-coco", lambda: dfine("n"),
               "transformers' D-FINE conversion script, dfine_n_coco",
-              "42.8 AP at 640 (D-FINE repository table; authors' figure, recalled)"),
+              "42.8 AP at 640 (D-FINE README table; authors' figure, recalled, not re-checked; its 7 GFLOPs "
+              "match this build's count)"),
     Candidate("D-FINE S", "ustc-community/dfine-small-coco", lambda: dfine("s"),
               "transformers' D-FINE conversion script, dfine_s_coco",
-              "48.5 AP at 640 (D-FINE repository table; authors' figure, recalled)"),
+              "48.5 AP at 640 (D-FINE README table; authors' figure, recalled, not re-checked)"),
     Candidate("LW-DETR tiny", "AnnaZhang/lwdetr_tiny_60e_coco", lw_detr_tiny,
               "transformers' LW-DETR conversion script, tiny (hub id by the pattern of the config's "
               "AnnaZhang/lwdetr_small_60e_coco, not verified)",
-              "42.6 AP at 640 (LW-DETR paper; authors' figure, recalled)"),
+              "42.6 AP at 640 (LW-DETR paper; authors' figure, recalled, not re-checked)"),
     Candidate("RF-DETR nano", "(conversion script: rfdetr nano_coco)", rf_detr_nano,
               "transformers' RF-DETR conversion script, nano (input 384)",
-              "48.4 AP at 384 (RF-DETR README; authors' figure, recalled)"),
+              "48.4 AP at 384 (RF-DETR README; authors' figure, recalled, not re-checked)"),
 )
 
 

@@ -8,13 +8,13 @@ detector passes per second and the age of the detection each frame used. Random 
 real architectures cost what real ones do; ``--size tiny`` uses the test models.
 
 ``--profile cpu`` runs the CPU profile instead (:mod:`vitpose_live.profiles`: its pose model and
-detector at real size with random weights, its detector input size, interval and pacing), once
-as the profile has it and once with the detector unpaced, and times the pose model's own forward
-pass on one 256x192 crop in the same run (before and after the live runs): the live bar is
-processed fps >= 0.6x that single-crop rate.
+detector at real size with random weights, its detector input size, interval and pacing), as the
+profile has it and with the detector unpaced, in alternating turns, and times the pose model's
+own forward pass on one 256x192 crop in the same run (before and after every turn): the live bar
+is processed fps >= 0.6x that single-crop rate (of the median crop time).
 
     python bench/bench_live.py [--size tiny|base] [--seconds 30] [--device cpu|cuda] [--clip PATH]
-    python bench/bench_live.py --profile cpu --seconds 30 --max-persons 1
+    python bench/bench_live.py --profile cpu --seconds 60 --max-persons 1   # 3 turns of 20 s per policy
 """
 
 from __future__ import annotations
@@ -166,14 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="the CLI's --compile (compiled on the detector thread)")
     parser.add_argument("--profile", choices=("cpu",), help="the device profile's models and pacing (see above)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--segments", type=int, default=3, help="--profile: each policy's seconds in this many "
+                        "turns, the policies alternating, the single crop timed before and after every turn")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    clip = LoopedClip(args.clip or bundled_clip(), args.seconds)
-    rows, crop = [], {}
+    segments = args.segments if args.profile else 1
+    clip = LoopedClip(args.clip or bundled_clip(), args.seconds / segments)
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile:
             pose_dir, det_dir, params = profile_models(args.device, Path(tmp))
@@ -182,13 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         models = load_models(ModelOptions(str(pose_dir), str(det_dir), args.device, args.dtype, compile=args.compile,
                                           detector_size=params.get("detector_size")))
         if args.profile:
-            crop["before"] = single_crop_ms(models[0])
-        for name in PROFILE_POLICIES if args.profile else POLICIES:
-            rows.append(run_policy(name, models, clip, args))
-        if args.profile:
-            crop["after"] = single_crop_ms(models[0])
-    if args.profile:
-        report_bar(rows, crop)
+            rows, crop = run_profile(models, clip, args)
+        else:
+            rows, crop = [run_policy(name, models, clip, args) for name in POLICIES], {}
     info = clip.info
     name = f"profile-{args.profile}" if args.profile else args.size
     print(f"\nlive, {name} models {params}, {info.width}x{info.height} at {info.fps:.0f} fps, "
@@ -198,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         lat = row["latency_ms"]
         age = row["stage_ms"].get("detection_age", 0.0)
-        print(f"{row['policy']:<32} {row['fps']:>5.1f} {lat['p50']:>6.0f} {lat['p95']:>6.0f} {lat['max']:>6.0f} "
+        label = row["policy"] + (f" #{row['turn']}" if "turn" in row else "")
+        print(f"{label:<32} {row['fps']:>5.1f} {lat['p50']:>6.0f} {lat['p95']:>6.0f} {lat['max']:>6.0f} "
               f"{row['p95_over_period']:>10.2f} {row['latency_p50_first_third_ms']:>8.0f}/"
               f"{row['latency_p50_last_third_ms']:<8.0f} {row['frames_dropped']:>7} {row['detector_rate']:>6.2f} "
               f"{age:>7.0f}")
@@ -209,23 +208,34 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"size": name, "params": params, "device": args.device, "machine": machine,
                                "clip": str(args.clip or "gradio media_assets/videos/world.mp4"),
                                "resolution": [info.width, info.height], "fps": info.fps,
-                               "max_persons": args.max_persons, "single_crop": crop, "rows": rows},
+                               "max_persons": args.max_persons, "bar": crop, "rows": rows},
                               indent=2) + "\n")
     print(f"written {out}")
     return 0
 
 
-def report_bar(rows: list[dict], crop: dict) -> None:
-    """Processed fps against the pose model's own single-crop rate (the slower of before/after)."""
-    ms = max(crop["before"]["ms_median"], crop["after"]["ms_median"])
-    for row in rows:
-        row["pose_rate_fps"] = round(1e3 / ms, 2)
-        row["fps_over_pose_rate"] = round(row["fps"] / row["pose_rate_fps"], 2)
-    print(f"\npose model alone, one crop: {crop['before']['ms_median']:.0f} ms before (load "
-          f"{crop['before']['load_1min']}), {crop['after']['ms_median']:.0f} ms after (load {crop['after']['load_1min']})")
-    for row in rows:
-        print(f"{row['policy']:<28} processed {row['fps']:.2f} fps = {row['fps_over_pose_rate']:.2f}x the pose rate "
-              f"{row['pose_rate_fps']:.2f} (bar 0.6x), load at its end {row['load_1min_end']}")
+def run_profile(models, clip: LoopedClip, args) -> tuple[list[dict], dict]:
+    """The profile's policies in alternating turns (each first in every other turn), the pose
+    model's single crop timed before and after every run, so that the load of a shared machine falls on both alike; per policy,
+    processed fps over its turns against the single-crop rate of the median crop time."""
+    crops = [single_crop_ms(models[0])]
+    rows = []
+    for turn in range(args.segments):
+        for name in PROFILE_POLICIES[:: 1 if turn % 2 == 0 else -1]:  # each goes first in turn
+            rows.append({**run_policy(name, models, clip, args), "turn": turn + 1})
+            crops.append(single_crop_ms(models[0]))
+    crop_ms = statistics.median(c["ms_median"] for c in crops)
+    pose_rate = 1e3 / crop_ms
+    bar = {"crop_ms_median": round(crop_ms, 1), "pose_rate_fps": round(pose_rate, 2), "crops": crops}
+    times = ", ".join(f"{c['ms_median']:.0f}" for c in crops)
+    loads = ", ".join(str(c["load_1min"]) for c in crops)
+    print(f"\npose model alone, one crop: median {crop_ms:.0f} ms over {len(crops)} timings ({times} ms; load {loads})")
+    for name in PROFILE_POLICIES:
+        fps = statistics.mean(row["fps"] for row in rows if row["policy"] == name)
+        bar[name] = {"fps": round(fps, 2), "fps_over_pose_rate": round(fps / pose_rate, 2),
+                     "turns_fps": [row["fps"] for row in rows if row["policy"] == name]}
+        print(f"{name:<28} processed {fps:.2f} fps = {fps / pose_rate:.2f}x the pose rate {pose_rate:.2f} (bar 0.6x)")
+    return rows, bar
 
 
 if __name__ == "__main__":

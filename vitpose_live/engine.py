@@ -140,8 +140,8 @@ class PoseEngine:
     ``detector_gap_s`` (live): while anyone is tracked, the next detector pass starts at least
     this long after the last one ended. On a CPU the detector thread and the pose model share the
     cores, so back-to-back passes slow every frame; tracked persons are followed by their
-    keypoints meanwhile. With nobody tracked the detector runs back to back (a newcomer in an
-    empty scene is found within two passes; among tracked persons, within the gap plus two)."""
+    keypoints meanwhile. With nobody tracked there is no rest (a newcomer in an empty scene is
+    found as soon as ``det_every`` allows; among tracked persons, within the gap plus two passes)."""
 
     def __init__(
         self,

@@ -3,9 +3,9 @@ the detector runs and how many persons are posed. Plain data, cheap to import (t
 only to ask whether CUDA is there), so the command line and the web app read the same choice.
 
 The CPU profile was picked from measurements on a 2-core machine (README "Speed on a CPU",
-bench/RESULTS.md "CPU profile"): the smallest pose model, a detector that costs a fraction of a
-pose pass at a reduced input size (every person's keypoints still come from a full 256x192 crop),
-and a detector paced so that on two cores it leaves most of the time to the pose model.
+bench/RESULTS.md "CPU profile, live"): the smallest pose model, and a detector that costs about
+half a pose pass at a reduced input size (every person's keypoints still come from a full 256x192
+crop), run at most every 5th frame and resting between passes while persons are tracked.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class DeviceProfile:
     once per N frames. ``detector_gap_s``: live sources leave at least this many seconds between
     the end of one detector pass and the start of the next while persons are tracked (the tracker
     follows them by their keypoints meanwhile), so that the detector cannot take the cores from
-    the pose model; with nobody tracked it runs back to back, so a person who enters is found
-    within about one gap plus two passes. ``max_persons``: persons posed per frame (None: all).
+    the pose model; with nobody tracked the rest does not apply, and a person who enters among
+    tracked ones is found within about one gap plus two passes. ``max_persons``: persons posed
+    per frame (None: all).
     """
 
     name: str
