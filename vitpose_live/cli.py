@@ -388,7 +388,10 @@ def console_main() -> None:
     the interpreter under it can abort the process."""
     import threading
 
+    from .host_memory import keep_freed_memory
+
     stop_on_sigterm()
+    keep_freed_memory()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
