@@ -128,6 +128,7 @@ def run(
     stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
     seconds = time.monotonic() - pipeline.stats.started_at
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
+    stats["seconds"], stats["persons"] = round(seconds, 4), loop.persons
     return RunReport(loop.frames, loop.persons, seconds, interrupted, stats)
 
 
