@@ -185,12 +185,15 @@ class PersonDetector:
             else:
                 resized = F.interpolate(pixels.float(), size=(out_h, out_w), mode=self.resize.mode, antialias=True)
                 pixels = resized.round_().clamp_(0, 255)
-        values = pixels.float()
+        # float32 and channels-last in one pass (the uint8 resize returns channels-first), then
+        # the same arithmetic as the reference's in place
+        values = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device, memory_format=torch.channels_last)
+        values.copy_(pixels)
         if self.resize.do_rescale:
-            values = values * self.resize.rescale_factor
+            values.mul_(self.resize.rescale_factor)
         if self.resize.do_normalize:
-            values = (values - self._mean) / self._std
-        return values.to(self.placement.dtype).contiguous(memory_format=torch.channels_last)
+            values.sub_(self._mean).div_(self._std)
+        return values.to(self.placement.dtype)
 
     # -- stage 2 --------------------------------------------------------------------------
     @property
