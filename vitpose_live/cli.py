@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--flip-test", action="store_true",
                         help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
-                        help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
+                        help="replay the pose model and the detector (RT-DETR) from CUDA graphs "
+                             "(fixed batch sizes; CUDA only)")
     models.add_argument("--compile", action="store_true",
                         help="torch.compile the detector (CUDA graphs on CUDA), on the thread that runs it; "
                              "the first detection waits a minute or two")

@@ -90,7 +90,7 @@ def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
     pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
                          flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
     detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
-                              compile=options.compile)
+                              compile=options.compile, cuda_graphs=options.cuda_graphs)
     return pose, detector
 
 
