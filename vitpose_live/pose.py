@@ -17,6 +17,7 @@ import torch
 from .defaults import DEFAULT_POSE_MODEL, EXPERTS  # noqa: F401 - re-exported
 from .device import (OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve,
                      tensor_from_numpy, wide_float)
+from .fuse import keep_one_expert
 from .heatmaps import decode_heatmaps
 from .loading import default_processor_class, load_model, processor_settings
 from .skeletons import Skeleton, skeleton_for
@@ -164,6 +165,8 @@ class PoseEstimator:
         self.num_experts = int(getattr(config.backbone_config, "num_experts", 1) or 1)
         self.skeleton: Skeleton = skeleton_for(_head_keypoints(self.model), getattr(config, "id2label", None))
         self.expert = resolve_expert(expert, self.num_experts, self.skeleton)
+        if self.num_experts > 1 and not isinstance(model, torch.nn.Module):  # never rewrite a caller's model
+            keep_one_expert(self.model, self.expert)  # every crop is posed with self.expert
         if flip_test and not self.skeleton.flip_pairs:
             names = self.skeleton.keypoint_names
             raise ValueError(
