@@ -290,6 +290,9 @@ class PoseEstimator:
         out = torch.empty((n, 3, out_h, out_w), dtype=torch.float32)
         step = _CPU_CROPS_AT_ONCE
         corners = np.empty((4, min(n, step), out_h, out_w, 3), np.uint8)
+        # uint8 -> float32 by numpy: exact either way, and an order of magnitude cheaper than
+        # torch's conversion on CPUs without AVX2 (bench/RESULTS.md)
+        floats = np.empty((4, min(n, step), out_h, out_w * 3), np.float32)
         grid = np.empty((out_h, out_w, 2), np.int16)
         for first in range(0, n, step):  # a few crops at a time: the float work stays in the cache
             last = min(first + step, n)
@@ -298,7 +301,9 @@ class PoseEstimator:
                 for corner, view in enumerate(shifted):
                     cv2.remap(view, grid, None, cv2.INTER_NEAREST, dst=corners[corner, i - first],
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            g = torch.from_numpy(corners[:, : last - first]).view(4, last - first, out_h, out_w * 3).to(torch.float32)
+            count = last - first
+            np.copyto(floats[:, :count], corners[:, :count].reshape(4, count, out_h, out_w * 3))
+            g = torch.from_numpy(floats[:, :count])
             wx_i, wy_i = wx_[first:last], wy_[first:last]
             top = g[1].sub_(g[0]).mul_(wx_i).add_(g[0])
             values = g[3].sub_(g[2]).mul_(wx_i).add_(g[2])
