@@ -290,8 +290,8 @@ class PoseEstimator:
         out = torch.empty((n, 3, out_h, out_w), dtype=torch.float32)
         step = _CPU_CROPS_AT_ONCE
         corners = np.empty((4, min(n, step), out_h, out_w, 3), np.uint8)
-        # uint8 -> float32 by numpy: exact either way, and an order of magnitude cheaper than
-        # torch's conversion on CPUs without AVX2 (bench/RESULTS.md)
+        # uint8 -> float32 by numpy: exact either way, and about ten times cheaper than torch's
+        # conversion was on the development machine's CPU (bench/RESULTS.md)
         floats = np.empty((4, min(n, step), out_h, out_w * 3), np.float32)
         grid = np.empty((out_h, out_w, 2), np.int16)
         for first in range(0, n, step):  # a few crops at a time: the float work stays in the cache
