@@ -302,7 +302,7 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
 def _warn_about(engine, args: argparse.Namespace) -> None:
     """One line each for settings that work but are probably not what the user wants."""
     placement = engine.pose.placement
-    if placement.device.type == "cpu" and placement.dtype != _float32():
+    if placement.device.type == "cpu" and placement.dtype != _float32() and not _native_on_cpu(placement.dtype):
         print(f"vitpose-live: note: --dtype {args.dtype} on a CPU runs several times slower than fp32 "
               "(use --dtype fp32)", file=sys.stderr)
     queries = getattr(engine.detector.model.config, "num_queries", None)
@@ -315,6 +315,14 @@ def _float32():
     import torch
 
     return torch.float32
+
+
+def _native_on_cpu(dtype) -> bool:
+    """bfloat16 on a CPU with bfloat16 instructions (oneDNN says): faster than float32 there
+    (bench/RESULTS.md); float16, and bfloat16 elsewhere, are emulated and slower."""
+    import torch
+
+    return dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _write_stats(args: argparse.Namespace, outputs, stats: dict) -> None:
