@@ -161,6 +161,16 @@ def test_the_pose_model_replayed_from_cuda_graphs_gives_the_eager_heatmaps(rng):
     assert [bucket_for(n, 64) for n in (1, 3, 5, 9, 17, 63, 64)] == [1, 4, 8, 16, 24, 64, 64]
 
 
+def assert_no_host_sync(function, *args) -> None:
+    """``function(*args)`` under torch's sync debug mode: any host sync raises."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        function(*args)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_the_fixed_shape_detector_forward_never_makes_the_host_wait(rng):
     """transformers' RT-DETR forward syncs 6 times (spatial shapes written from Python ints); the
     fixed-shape forward (vitpose_live/rtdetr.py) gives the same outputs with none."""
@@ -170,12 +180,7 @@ def test_the_fixed_shape_detector_forward_never_makes_the_host_wait(rng):
     expected, outputs = stock.forward(pixels), fixed.forward(pixels)
     assert torch.allclose(outputs.logits, expected.logits, atol=1e-5)
     assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-6)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        fixed.forward(pixels)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    assert_no_host_sync(fixed.forward, pixels)
 
 
 def test_the_detector_replayed_from_cuda_graphs_gives_the_eager_boxes_on_any_thread(rng):
@@ -203,13 +208,7 @@ def test_the_detector_replayed_from_cuda_graphs_gives_the_eager_boxes_on_any_thr
     for ours, reference in zip(got["batch"], eager.detect_batch(images), strict=True):
         assert len(ours) == len(reference)
         assert np.abs(ours.boxes - reference.boxes).max(initial=0) <= 1.0
-    pixels = torch.rand(4, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        graphed.forward(pixels)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    assert_no_host_sync(graphed.forward, torch.rand(4, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last))
 
 
 def test_the_live_detector_thread_compiles_and_replays_a_compiled_detector_on_itself(rng):
