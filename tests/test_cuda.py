@@ -208,7 +208,8 @@ def test_the_detector_replayed_from_cuda_graphs_gives_the_eager_boxes_on_any_thr
     for ours, reference in zip(got["batch"], eager.detect_batch(images), strict=True):
         assert len(ours) == len(reference)
         assert np.abs(ours.boxes - reference.boxes).max(initial=0) <= 1.0
-    assert_no_host_sync(graphed.forward, torch.rand(4, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last))
+    pixels = torch.rand(4, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last)
+    assert_no_host_sync(graphed.forward, pixels)
 
 
 def test_the_live_detector_thread_compiles_and_replays_a_compiled_detector_on_itself(rng):
