@@ -458,7 +458,7 @@ class EngineStages(Side):
         t6 = clock()
         poses = pose.postprocess(heatmaps, boxes, scores)
         t7 = clock()
-        picture = self.annotator.annotate(frame.image.copy(), poses)
+        picture = self.annotator.annotate(frame.image, poses)  # a file's frame is drawn on (vitpose_live/run.py)
         t8 = clock()
         self.sink.write(picture, frame.time)
         t9 = clock()
