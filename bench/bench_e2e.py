@@ -11,8 +11,9 @@ annotated H.264 MP4 with the same detector and pose weights:
   ViTPose → ``post_process_pose_estimation`` → ``sv.KeyPoints.from_transformers`` → supervision
   ``EdgeAnnotator`` + ``VertexAnnotator`` → PyAV libx264 encode (veryfast, crf 23, as our sink).
   Timed per stage; it is sequential, so its whole run is the sum of its stages.
-* **engine** — ``vitpose_live.cli.main([...])`` in-process, timed as a whole (its threads overlap
-  decode, inference and encode; ``--cli-runs`` runs, split before and after the stage loops),
+* **engine** — the command line in a process of its own, as people run it (``console_main``),
+  timed as a whole from its ``--stats-json`` (its threads overlap decode, inference and encode;
+  ``--cli-runs`` runs, split before and after the stage loops),
   plus a frame-by-frame loop over the engine's own pieces (``PersonDetector.preprocess/forward/
   postprocess``, ``PoseEstimator.preprocess/forward/postprocess``, ``PoseAnnotator.annotate``,
   ``VideoFileSink.write``) for stage rows comparable with the recipe's.
@@ -34,12 +35,11 @@ Prints a table and writes everything as JSON to ``--out``. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -374,44 +374,33 @@ def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args)
 
 
 def run_engine_cli(clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, args) -> dict:
-    """``vitpose_live.cli.main`` in-process; its own Summary gives frames, persons and the run's
-    seconds after loading (the CLI's clock starts once the models are built)."""
-    from vitpose_live import cli
-
-    captured = {}
-    original = cli.annotate
-
-    def annotate(*call_args, **call_kwargs):  # the CLI's own, keeping its Summary
-        captured["summary"] = summary = original(*call_args, **call_kwargs)
-        return summary
-
-    cli.annotate = annotate
-    stderr = io.StringIO()
-    argv = engine_argv(clip, out_path, pose_dir, det_dir, args)
+    """The command line as people run it: a process of its own (``console_main``, which also makes
+    the process settings the programs make, see ``vitpose_live/host_memory.py``); its
+    ``--stats-json`` gives the run's seconds after loading, its frames and persons."""
     stats_path = out_path.with_suffix(".stats.json")
-    if "--stats-json" in cli.build_parser().format_help():  # the engine's own stage timings
-        stats_path.unlink(missing_ok=True)
-        argv += ["--stats-json", str(stats_path)]
+    stats_path.unlink(missing_ok=True)
+    argv = [*engine_argv(clip, out_path, pose_dir, det_dir, args), "--stats-json", str(stats_path)]
+    command = [sys.executable, "-c", "from vitpose_live.cli import console_main; console_main()", *argv]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     before = _load_average()
-    try:
-        started = time.perf_counter()
-        with contextlib.redirect_stderr(stderr):
-            code = cli.main(argv)
-        total = time.perf_counter() - started
-    finally:
-        cli.annotate = original
-    if code != 0 or "summary" not in captured:
-        raise SystemExit(f"the engine's CLI failed (exit {code}): {stderr.getvalue().strip()}")
-    summary = captured["summary"]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    total = time.perf_counter() - started
+    if done.returncode != 0 or not stats_path.exists():
+        raise SystemExit(f"the engine's CLI failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+    stats = json.loads(stats_path.read_text())
+    frames = stats["frames_processed"]
     return {
-        "frames": summary.frames,
-        "wall_s": summary.seconds,
-        "load_s": total - summary.seconds,
+        "frames": frames,
+        "wall_s": stats["seconds"],
+        "load_s": total - stats["seconds"],  # interpreter start, imports and model loading
         "total_s": total,
-        "persons_per_frame": summary.persons / summary.frames if summary.frames else 0.0,
+        "persons_per_frame": stats["persons"] / frames if frames else 0.0,
         "load_average_1min": [before, _load_average()],
-        "cli_stats": json.loads(stats_path.read_text()) if stats_path.exists() else None,
-        "cli_line": stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "",
+        "cli_stats": stats,
+        "cli_line": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "",
         "output": str(out_path),
     }
 
@@ -469,7 +458,7 @@ class EngineStages(Side):
         t6 = clock()
         poses = pose.postprocess(heatmaps, boxes, scores)
         t7 = clock()
-        picture = self.annotator.annotate(frame.image.copy(), poses)
+        picture = self.annotator.annotate(frame.image, poses)  # a file's frame is drawn on (vitpose_live/run.py)
         t8 = clock()
         self.sink.write(picture, frame.time)
         t9 = clock()
@@ -615,6 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--main-thread", action="store_true",
                         help="run the recipe and the stage loop on the main thread "
                         "(default: a worker thread)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="make this process (both stage loops) keep freed memory, as the engine's "
+                        "programs do (vitpose_live/host_memory.py); the recipe's whole run then "
+                        "is not the docs recipe's as people run it")
     parser.add_argument("--source", help="another clip instead of gradio's a.mp4 (used whole)")
     parser.add_argument("--out", default=str(OUT / "e2e.json"), help="JSON results")
     args = parser.parse_args(argv)
@@ -626,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cli-runs must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        from vitpose_live.host_memory import keep_freed_memory
+
+        keep_freed_memory()
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -671,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
             else f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), no GPU"
         ),  # fmt: skip
         "torch_threads": torch.get_num_threads(),
+        "stage_loops_keep_freed_memory": bool(args.keep_freed_memory),
+        "engine_cli": "a process of its own (console_main: keeps freed memory)",
         "stage_loops_on": "main thread" if args.main_thread else "a worker thread",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,

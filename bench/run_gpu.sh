@@ -5,13 +5,13 @@
 # Packages the machine lacks can sit as wheels in .whl/ (installed to /tmp/site); a clip in
 # .gpu/a.mp4 replaces gradio's bundled one. bench/gpu_wheels.sh fetches the wheels (run it here,
 # then name .whl, and .gpu if used, in the run's carry).
-#   bash bench/run_gpu.sh                  # the default steps: tests syncs compile profile_compile
-# With the device tool (10 minutes a command, ~13 minutes of device time a session) run it as two
-# calls on one warm machine, both estimated from the last H100 session (not measured together yet):
-#   bash bench/run_gpu.sh tests syncs compile     # ~6 min (two R50 compiles of ~80 s each)
-#   bash bench/run_gpu.sh profile_compile         # ~3 min
-# Then, in a later session: e2e_compile live_compile (and e2e live models profile for the
-# comparisons without --compile on the same machine).
+#   bash bench/run_gpu.sh                  # the default steps: tests syncs profile compile profile_compile
+# With the device tool (10 minutes a command, 15 minutes of device time a session, start-up
+# included) run it as two calls on one warm machine, estimated from the last H100 session:
+#   bash bench/run_gpu.sh tests syncs profile     # ~7 min: CUDA tests; the engine and the CLI with
+#                                                 # --cuda-graphs (pose model and, since issue 14, the detector)
+#   bash bench/run_gpu.sh compile profile_compile # ~7 min (R50 compiles of ~80 s each)
+# Then, in a later session: e2e e2e_compile live live_compile models.
 # Each step has its own time limit (STEP_LIMIT_<step>=seconds overrides it) so that one hung step
 # cannot spend the machine's time.
 set -uo pipefail
@@ -25,7 +25,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         || exit 1
     export PYTHONPATH="$PYTHONPATH:/tmp/site"  # ahead of site-packages: the carried versions win
 fi
-steps=${*:-tests syncs compile profile_compile}
+steps=${*:-tests syncs profile compile profile_compile}
 clip=()
 [ -f .gpu/a.mp4 ] && clip=(--source .gpu/a.mp4)
 {

@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     width, height = (int(v) for v in args.size.lower().split("x"))
+    from vitpose_live.host_memory import keep_freed_memory
+
+    kept = keep_freed_memory()  # as the programs run (vitpose_live/host_memory.py)
     report = soak(
         args.frames,
         policy=args.policy,
@@ -307,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "keeps_freed_memory": kept,
     }
     print(table(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)

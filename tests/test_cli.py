@@ -273,6 +273,16 @@ def test_settings_that_work_but_surprise_get_a_note(run_cli, tmp_path):
     assert "note: the detector finds at most" in err and "--max-persons 100000000" in err
 
 
+def test_bfloat16_on_a_cpu_gets_the_slow_note_only_without_bfloat16_instructions(run_cli, tmp_path):
+    import torch
+
+    make_image(tmp_path / "in.png")
+    code, err = run_cli("--source", tmp_path / "in.png", "--output", tmp_path / "out.png", "--dtype", "bf16")
+    assert code == 0, err
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert ("note: --dtype bf16 on a CPU runs several times slower" in err) is not native
+
+
 def test_snapshots_go_to_the_folder_given(tmp_path):
     from vitpose_live.engine import Result, StageTimes
     from vitpose_live.render import HudAnnotator, PoseAnnotator

@@ -161,6 +161,16 @@ def test_the_pose_model_replayed_from_cuda_graphs_gives_the_eager_heatmaps(rng):
     assert [bucket_for(n, 64) for n in (1, 3, 5, 9, 17, 63, 64)] == [1, 4, 8, 16, 24, 64, 64]
 
 
+def assert_no_host_sync(function, *args) -> None:
+    """``function(*args)`` under torch's sync debug mode: any host sync raises."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        function(*args)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_the_fixed_shape_detector_forward_never_makes_the_host_wait(rng):
     """transformers' RT-DETR forward syncs 6 times (spatial shapes written from Python ints); the
     fixed-shape forward (vitpose_live/rtdetr.py) gives the same outputs with none."""
@@ -170,12 +180,36 @@ def test_the_fixed_shape_detector_forward_never_makes_the_host_wait(rng):
     expected, outputs = stock.forward(pixels), fixed.forward(pixels)
     assert torch.allclose(outputs.logits, expected.logits, atol=1e-5)
     assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-6)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        fixed.forward(pixels)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    assert_no_host_sync(fixed.forward, pixels)
+
+
+def test_the_detector_replayed_from_cuda_graphs_gives_the_eager_boxes_on_any_thread(rng):
+    """--cuda-graphs: the fixed-shape forward captured once per batch bucket (on the thread that
+    first calls it), replayed there and on another thread, chunked past the largest bucket;
+    replaying makes the host wait for nothing."""
+    import threading
+
+    processor = detector_processor(320)
+    eager = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32")
+    graphed = PersonDetector(tiny_rtdetr(), processor=processor, device="cuda", dtype="fp32", cuda_graphs=True)
+    assert graphed._graphed is not None
+    for count in (1, 3, 4, 20):
+        pixels = torch.rand(count, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last)
+        expected, outputs = eager.forward(pixels), graphed.forward(pixels)
+        assert outputs.logits.shape == expected.logits.shape
+        assert torch.allclose(outputs.logits, expected.logits, atol=1e-4)
+        assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-5)
+    assert graphed._graphed.buckets == [1, 4, 16]
+    images = [natural_image(rng, 240, 320) for _ in range(3)]
+    got = {}
+    worker = threading.Thread(target=lambda: got.setdefault("batch", graphed.detect_batch(images)))
+    worker.start()
+    worker.join()
+    for ours, reference in zip(got["batch"], eager.detect_batch(images), strict=True):
+        assert len(ours) == len(reference)
+        assert np.abs(ours.boxes - reference.boxes).max(initial=0) <= 1.0
+    pixels = torch.rand(4, 3, 320, 320, device="cuda").contiguous(memory_format=torch.channels_last)
+    assert_no_host_sync(graphed.forward, pixels)
 
 
 def test_the_live_detector_thread_compiles_and_replays_a_compiled_detector_on_itself(rng):

@@ -267,3 +267,26 @@ def test_an_input_side_scales_each_kind_of_processor_size(size, side, expected):
 def test_an_input_side_below_32_pixels_is_refused(detector_model):
     with pytest.raises(ValueError, match="at least 32"):
         PersonDetector(detector_model, processor=detector_processor(), device="cpu", input_side=16)
+
+
+def test_cuda_graphs_are_a_cuda_only_flag_and_their_packed_outputs_unpack_to_the_eager_ones(detector_model):
+    """On a CPU --cuda-graphs changes nothing; what a graph would replay (logits and boxes packed
+    side by side, batches cut at the largest bucket) unpacks to the fixed-shape forward's outputs.
+    The capture itself is tested on a GPU (tests/test_cuda.py)."""
+    processor = detector_processor(320)
+    on_cpu = PersonDetector(detector_model, processor=processor, device="cpu", cuda_graphs=True)
+    assert on_cpu._graphed is None and on_cpu._fixed is None
+    fixed = PersonDetector(detector_model, processor=processor, device="cpu", fixed_shapes=True)
+
+    class Replay:  # the graph's callable, run eagerly
+        max_batch = 2
+
+        def __call__(self, chunk):
+            return fixed._packed_forward(chunk)
+
+    pixels = torch.rand(5, 3, 320, 320).contiguous(memory_format=torch.channels_last)
+    expected = fixed.forward(pixels)
+    fixed._graphed = Replay()
+    outputs = fixed.forward(pixels)
+    assert torch.allclose(outputs.logits, expected.logits, atol=1e-6)
+    assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-6)

@@ -309,3 +309,23 @@ def test_a_read_only_image_and_boxes_from_pil_run_without_warnings(estimator, de
         detector(image)
         poses = estimator(image, boxes)
     assert poses.keypoints.shape == (1, 17, 2)
+
+
+def test_a_loaded_vitpose_plus_runs_only_its_expert_with_the_same_heatmaps_bit_for_bit(tmp_path, rng):
+    """transformers runs all six experts of every ViTPose++ feed-forward layer and masks five
+    away; a model the engine loads runs the one it uses."""
+    model = tiny_vitpose(num_experts=6, num_keypoints=16)  # an MPII head: expert 2
+    model.save_pretrained(tmp_path)
+    pose_processor().save_pretrained(tmp_path)
+    estimator = PoseEstimator(str(tmp_path), device="cpu")
+    crops = torch.rand(3, 3, 256, 192)
+    with torch.no_grad():
+        expected = model(pixel_values=crops, dataset_index=torch.full((3,), 2)).heatmaps
+    experts_run = []
+    for layer in estimator.model.modules():
+        if type(layer).__name__ == "OneExpertMoe":
+            for index, expert in enumerate(layer):
+                expert.register_forward_hook(lambda *_, index=index: experts_run.append(index))
+    assert torch.equal(estimator.forward(crops), expected)
+    layers = model.config.backbone_config.num_hidden_layers
+    assert experts_run == [2] * layers

@@ -29,6 +29,9 @@ class Worker:
     """One Ray actor: the models, loaded on its first input and kept for the next ones."""
 
     def __init__(self, args: dict) -> None:
+        from .host_memory import keep_freed_memory
+
+        keep_freed_memory()  # a Ray worker is a process of ours, like the command line's
         self._args = argparse.Namespace(**args)
         self._engine = None
         if not self._args.verbose:

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--flip-test", action="store_true",
                         help="average with the horizontally flipped crop, left/right keypoints swapped")
     models.add_argument("--cuda-graphs", action="store_true",
-                        help="replay the pose model from CUDA graphs (fixed batch sizes; CUDA only)")
+                        help="replay the pose model and the detector (RT-DETR) from CUDA graphs "
+                             "(fixed batch sizes; CUDA only)")
     models.add_argument("--compile", action="store_true",
                         help="torch.compile the detector (CUDA graphs on CUDA), on the thread that runs it; "
                              "the first detection waits a minute or two")
@@ -327,7 +328,7 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
 def _warn_about(engine, args: argparse.Namespace) -> None:
     """One line each for settings that work but are probably not what the user wants."""
     placement = engine.pose.placement
-    if placement.device.type == "cpu" and placement.dtype != _float32():
+    if placement.device.type == "cpu" and placement.dtype != _float32() and not _native_on_cpu(placement.dtype):
         print(f"vitpose-live: note: --dtype {args.dtype} on a CPU runs several times slower than fp32 "
               "(use --dtype fp32)", file=sys.stderr)
     queries = getattr(engine.detector.model.config, "num_queries", None)
@@ -340,6 +341,14 @@ def _float32():
     import torch
 
     return torch.float32
+
+
+def _native_on_cpu(dtype) -> bool:
+    """bfloat16 on a CPU with bfloat16 instructions (oneDNN says): faster than float32 there
+    (bench/RESULTS.md); float16, and bfloat16 elsewhere, are emulated and slower."""
+    import torch
+
+    return dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _write_stats(args: argparse.Namespace, outputs, stats: dict) -> None:
@@ -415,7 +424,10 @@ def console_main() -> None:
     the interpreter under it can abort the process."""
     import threading
 
+    from .host_memory import keep_freed_memory
+
     stop_on_sigterm()
+    keep_freed_memory()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -28,6 +28,7 @@ PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}
 _RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}
+_GRAPH_MAX_BATCH = 16  # the largest detector batch replayed from one CUDA graph (larger ones split)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ class PersonDetector:
     the thread that warmed it: CUDA-graph capture failed on an H100 when the detector was
     compiled on one thread and first called from another (bench/RESULTS.md). A string instead of
     True names another ``torch.compile`` backend (the tests use "aot_eager").
+    ``cuda_graphs`` (CUDA, RT-DETR, without ``compile``) replays the fixed-shape forward from CUDA
+    graphs, one per batch bucket (:mod:`~vitpose_live.graphs`), captured on first use: the
+    launches leave Python where ``torch.compile`` is not available or too slow to start.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class PersonDetector:
         fold_norms: bool = True,
         compile: bool | str = False,
         fixed_shapes: bool | None = None,
+        cuda_graphs: bool = False,
         input_side: int | None = None,
     ):
         from transformers import AutoModelForObjectDetection
@@ -164,9 +169,15 @@ class PersonDetector:
             fold_batch_norms(self.model)
         # NHWC convolutions: 25 % less time for RT-DETR on a CPU (oneDNN), tensor-core friendly on CUDA
         self.model.to(memory_format=torch.channels_last)
-        if fixed_shapes is None:  # a flag until measured on a GPU (issue 14); compiling needs it
-            fixed_shapes = bool(compile)
+        graphs = bool(cuda_graphs) and not compile and self.placement.is_cuda and supports(self.model)
+        if fixed_shapes is None:  # a flag until measured on a GPU (issue 14); compiling and graphs need it
+            fixed_shapes = bool(compile) or graphs
         self._fixed = FixedShapeRTDetr(self.model) if fixed_shapes and supports(self.model) else None
+        self._graphed = None
+        if graphs and self._fixed is not None:
+            from .graphs import GraphedForward
+
+            self._graphed = GraphedForward(self._packed_forward, max_batch=_GRAPH_MAX_BATCH)
         self._compiled = None
         self._buckets: tuple[int, ...] = ()
         self._warmed_on: int | None = None  # the thread that compiled the buckets
@@ -212,12 +223,15 @@ class PersonDetector:
             else:
                 resized = F.interpolate(pixels.float(), size=(out_h, out_w), mode=self.resize.mode, antialias=True)
                 pixels = resized.round_().clamp_(0, 255)
-        values = pixels.float()
+        # float32 and channels-last in one pass (the uint8 resize returns channels-first), then
+        # the same arithmetic as the reference's in place
+        values = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device, memory_format=torch.channels_last)
+        values.copy_(pixels)
         if self.resize.do_rescale:
-            values = values * self.resize.rescale_factor
+            values.mul_(self.resize.rescale_factor)
         if self.resize.do_normalize:
-            values = (values - self._mean) / self._std
-        return values.to(self.placement.dtype).contiguous(memory_format=torch.channels_last)
+            values.sub_(self._mean).div_(self._std)
+        return values.to(self.placement.dtype)
 
     # -- stage 2 --------------------------------------------------------------------------
     @property
@@ -276,9 +290,20 @@ class PersonDetector:
         logits, boxes = outputs if self._fixed is not None else (outputs.logits, outputs.pred_boxes)
         return logits.clone(), boxes.clone()  # graph outputs get overwritten by the next replay
 
+    def _packed_forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """logits and boxes side by side (B,Q,classes+4): one output tensor for a CUDA graph."""
+        return torch.cat(self._fixed(pixel_values), dim=-1)
+
+    def _replayed(self, pixel_values: torch.Tensor) -> DetectorOutputs:
+        parts = [self._graphed(chunk) for chunk in pixel_values.split(self._graphed.max_batch)]
+        packed = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return DetectorOutputs(packed[..., :-4], packed[..., -4:])
+
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor):
         """The model's outputs (``logits`` and ``pred_boxes``) for a batch of inputs."""
+        if self._graphed is not None:
+            return self._replayed(pixel_values)
         if self._compiled is None:
             return self._eager(pixel_values)
         count = pixel_values.shape[0]

@@ -95,7 +95,8 @@ def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
     pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
                          flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
     detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
-                              compile=options.compile, input_side=options.detector_size)
+                              compile=options.compile, cuda_graphs=options.cuda_graphs,
+                              input_side=options.detector_size)
     return pose, detector
 
 

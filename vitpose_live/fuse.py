@@ -1,4 +1,5 @@
-"""Inference-time rewrites that keep the maths: batch norms folded into the convolutions before them.
+"""Inference-time rewrites that keep the maths: batch norms folded into the convolutions before
+them; a ViTPose++ backbone that runs only the expert it is asked for.
 
 RT-DETR's ResNet runs a frozen batch norm after every convolution as five separate tensor
 operations (about a third of the detector's 1,600 kernel launches per forward pass, and two extra
@@ -74,3 +75,27 @@ def fold_batch_norms(model: nn.Module) -> int:
         setattr(module, norm_name, nn.Identity())
         folded += 1
     return folded
+
+
+class OneExpertMoe(nn.ModuleList):
+    """transformers' ``VitPoseNaiveMoe`` runs every expert of a ViTPose++ feed-forward layer on
+    every token and keeps one per crop with a 0/1 mask: six experts' work for one's. When every
+    crop uses the same expert (the engine's case: one ``--expert`` per model), this runs that one
+    only, with the same result bit for bit (the naive sum adds exact zeros to it)."""
+
+    expert: int
+
+    def forward(self, hidden_state: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        return self[self.expert](hidden_state)
+
+
+def keep_one_expert(model: nn.Module, expert: int) -> int:
+    """Make every ``VitPoseNaiveMoe`` of ``model`` an :class:`OneExpertMoe` of ``expert``, in place;
+    returns how many. Only for a model that is always called with ``dataset_index`` = ``expert``."""
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ == "VitPoseNaiveMoe" and 0 <= expert < len(module):
+            module.__class__ = OneExpertMoe
+            module.expert = int(expert)
+            count += 1
+    return count

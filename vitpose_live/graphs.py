@@ -61,6 +61,8 @@ class GraphedForward:
 
     def _capture(self, size: int, like: torch.Tensor) -> _Captured:
         inputs = torch.zeros((size, *like.shape[1:]), dtype=like.dtype, device=like.device)
+        if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+            inputs = inputs.contiguous(memory_format=torch.channels_last)  # a detector's NHWC input
         side = torch.cuda.Stream(like.device)
         side.wait_stream(torch.cuda.current_stream(like.device))
         with torch.cuda.stream(side):  # warm-up off the capture: lazy initialisations happen here

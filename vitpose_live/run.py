@@ -128,6 +128,7 @@ def run(
     stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
     seconds = time.monotonic() - pipeline.stats.started_at
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
+    stats["seconds"], stats["persons"] = round(seconds, 4), loop.persons
     return RunReport(loop.frames, loop.persons, seconds, interrupted, stats)
 
 
@@ -174,13 +175,20 @@ class _Loop:
             self._first_capture = frame.captured_at
         return frame.captured_at - self._first_capture
 
+    def _canvas(self, image: np.ndarray) -> np.ndarray:
+        """What to draw on: a file's frame itself (nothing reads its pixels once its result is
+        here: a copy of a 1080p frame is a millisecond), a copy of a live one (the detector thread
+        may still be reading it) or of one that is not ours to write."""
+        image = np.asarray(image)
+        return image if not self.options.live and image.flags.writeable else image.copy()
+
     def _one(self, result: Result, stats: PipelineStats) -> bool:
         frame, poses = result.frame, result.poses
         started = time.perf_counter()
         stamp = self._stamp(frame)
         picture = None
         if self.outputs.pictures or self.options.draw:
-            picture = self.annotator.annotate(frame.image.copy(), poses)
+            picture = self.annotator.annotate(self._canvas(frame.image), poses)
             if self.hud is not None and self.hud.enabled:
                 self.hud.annotate(picture, hud_lines(stats, poses))
         with held():  # a frame's picture and its keypoints line: both or neither

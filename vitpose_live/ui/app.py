@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python app.py [--model PATH] [--detector PATH] [--device D] [--dtype T] [--server-name H]
     [--server-port P] [--share]``: launch the web app (blocks until stopped)."""
     from ..device import resolve
+    from ..host_memory import keep_freed_memory
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     quiet_hub_logging()
+    keep_freed_memory()
     app = PoseWebApp(args.model, args.detector, args.device, args.dtype)
     try:
         check_models(app.default_model, app.models.detector)
