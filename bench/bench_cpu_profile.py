@@ -33,9 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.detector import PersonDetector  # noqa: E402
-from vitpose_live.fuse import fold_batch_norms  # noqa: E402
-from vitpose_live.pose import PoseEstimator  # noqa: E402
+from vitpose_live.detector import PersonDetector
+from vitpose_live.fuse import fold_batch_norms
+from vitpose_live.pose import PoseEstimator
 
 OUT = Path(__file__).resolve().parent / "out" / "cpu-profile.json"
 SIDES = (640, 480, 416, 384, 320)
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     run(jobs, args.reps)
     rows = [row(job) for job in jobs]
-    print(f"\n| model | input | ms median (min) | GFLOP | load 1-min | published AP |")
+    print("\n| model | input | ms median (min) | GFLOP | load 1-min | published AP |")
     print("| --- | --- | ---: | ---: | --- | --- |")
     for r in rows:
         what = f"batch {r['batch']}" if r["kind"] == "pose" else f"{r['side']}²"

@@ -10,7 +10,7 @@ real architectures cost what real ones do; ``--size tiny`` uses the test models.
 ``--profile cpu`` runs the CPU profile instead (:mod:`vitpose_live.profiles`: its pose model and
 detector at real size with random weights, its detector input size, interval and pacing), as the
 profile has it and with the detector unpaced, in alternating turns, and times the pose model's
-own forward pass on one 256x192 crop in the same run (before and after every turn): the live bar
+own forward pass on one 256x192 crop in the same run (before and after every run): the live bar
 is processed fps >= 0.6x that single-crop rate (of the median crop time).
 
     python bench/bench_live.py [--size tiny|base] [--seconds 30] [--device cpu|cuda] [--clip PATH]
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_profile(models, clip: LoopedClip, args) -> tuple[list[dict], dict]:
     """The profile's policies in alternating turns (each first in every other turn), the pose
-    model's single crop timed before and after every run, so that the load of a shared machine falls on both alike; per policy,
-    processed fps over its turns against the single-crop rate of the median crop time."""
+    model's single crop timed before the first run and after every run, so that the load of a
+    shared machine falls on all of them alike; per policy, processed fps over its turns against
+    the single-crop rate of the median crop time."""
     crops = [single_crop_ms(models[0])]
     rows = []
     for turn in range(args.segments):

@@ -133,6 +133,9 @@ def test_the_cli_without_the_hub_fails_in_seconds_naming_both_models_without_ret
     elapsed = time.monotonic() - started
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("vitpose-live: error: cannot load") and POSE_ID in lines[0] and DETECTOR_ID in lines[0]
+    from vitpose_live.profiles import CPU_PROFILE  # --device cpu: auto is the CPU profile's models
+
+    assert lines[0].startswith("vitpose-live: error: cannot load")
+    assert CPU_PROFILE.pose_model in lines[0] and CPU_PROFILE.detector in lines[0]
     assert "WARNING" not in result.stderr and "Retry" not in result.stderr
     assert elapsed < 40  # importing torch takes most of it; the library's retries took over 23 s per model
