@@ -290,3 +290,37 @@ def test_cuda_graphs_are_a_cuda_only_flag_and_their_packed_outputs_unpack_to_the
     outputs = fixed.forward(pixels)
     assert torch.allclose(outputs.logits, expected.logits, atol=1e-6)
     assert torch.allclose(outputs.pred_boxes, expected.pred_boxes, atol=1e-6)
+
+
+def test_the_cpu_profiles_detector_kind_d_fine_matches_transformers_at_its_reduced_size(rng):
+    """D-FINE N at real size (the CPU profile's detector; random weights): preprocessing at the
+    profile's input side and the person boxes against transformers' processor and post-processing."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_cpu_profile import dfine
+
+    from vitpose_live.profiles import CPU_PROFILE
+
+    torch.manual_seed(0)
+    model = dfine("n")
+    with torch.no_grad():  # persons likelier than the other classes, as in a scene with people
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels:
+                module.bias[0] += 3.0
+    side = CPU_PROFILE.detector_size
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    inputs = detector_processor()(image, size={"height": side, "width": side}, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    scores = torch.sigmoid(outputs.logits[0, :, 0])
+    ranked = scores.sort(descending=True).values
+    threshold = float(ranked[4] + ranked[5]) / 2  # five persons above it, none near it
+    results = detector_processor().post_process_object_detection(outputs, threshold=threshold, target_sizes=[(480, 640)])
+    reference = results[0]["boxes"][results[0]["labels"] == 0].numpy()
+    detector = PersonDetector(model, processor=detector_processor(), device="cpu", threshold=threshold, input_side=side)
+    assert detector.focal and detector.preprocess(image).shape[-2:] == (side, side)
+    detections = detector(image)
+    assert len(detections) == len(reference) > 0
+    assert np.abs(detections.boxes - reference).max() <= 1.0
