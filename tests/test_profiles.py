@@ -78,3 +78,15 @@ def test_a_bad_detector_size_is_one_line(run_cli, tmp_path, value):
     clip = make_clip(tmp_path / "clip.mp4", frames=2)
     code, err = run_cli("--source", clip, "--keypoints", tmp_path / "k.jsonl", "--detector-size", value)
     assert code == 2 and "--detector-size must be auto or a whole number of pixels" in err
+
+
+def test_the_detector_size_reaches_the_detector_from_the_cli_and_the_web_app(pose_dir, detector_dir):
+    from vitpose_live.engine import load_models
+    from vitpose_live.ui.state import ModelCache
+
+    args = build_parser().parse_args(["--source", "x.mp4", "--device", "cpu", "--model", pose_dir,
+                                      "--detector", detector_dir, "--detector-size", "160"])
+    _, detector = load_models(engine_options(args, live=True).models)
+    assert detector.resize.output_size(480, 640) == (160, 160)
+    _, shared = ModelCache(detector_dir, "cpu", detector_size=192).get(pose_dir)
+    assert shared.resize.output_size(480, 640) == (192, 192)
