@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                         "turns, the policies alternating, the single crop timed before and after every turn")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    from vitpose_live.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # as the programs run (vitpose_live/host_memory.py)
     if args.threads:
         import torch
 
