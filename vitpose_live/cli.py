@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .batch import add_collection_arguments
 
     add_collection_arguments(parser)
+    parser.add_argument("--io-processes", action="store_true",
+                        help="video files: decode, and draw + encode, in two processes of their own (frames "
+                        "through shared memory), off the inference thread's GIL; other sources ignore it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log details (and show tracebacks)")
     return parser
@@ -171,6 +174,8 @@ def check_arguments(args: argparse.Namespace):
             side = 0
         if side < 32:
             raise UserError("--detector-size must be auto or a whole number of pixels, at least 32")
+    if args.io_processes and args.window:
+        raise UserError("--io-processes draws in another process: it does not go with --window")
     if args.latency_target is not None and args.latency_target <= 0:
         raise UserError("--latency-target must be a positive number of milliseconds")
     if args.latency_target and not live:
@@ -219,9 +224,16 @@ def engine_options(args: argparse.Namespace, *, live: bool):
 
 
 def open_input(args: argparse.Namespace, spec):
+    """The source ``spec`` names; with ``--io-processes`` a video file is decoded in a process of
+    its own (then :func:`open_outputs` draws and encodes in another)."""
     from .sources import open_source
     from .sources.spec import SourceKind
 
+    if args.io_processes and spec.kind is SourceKind.VIDEO and not args.realtime:
+        from .sources.decode_process import DecodeProcessSource
+
+        # room for the frames in flight: two batches queued for the model, one in it, some drawn
+        return DecodeProcessSource(spec.text, slots=2 * (args.batch or 8) + 4)
     options = {}
     if spec.kind is SourceKind.CAMERA:
         if args.camera_size:
@@ -231,10 +243,13 @@ def open_input(args: argparse.Namespace, spec):
     return open_source(spec, **options)
 
 
-def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
+def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool, drawing: tuple):
+    """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
+    video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
     from .run import Outputs
     from .exports import open_keypoints_sink
     from .sinks import ImageFileSink, VideoFileSink, keypoints_header
+    from .sources.decode_process import DecodeProcessSource
     from .sources.spec import SourceKind
 
     info = source.info
@@ -244,8 +259,15 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool):
             outputs.pictures.append(ImageFileSink(args.output))
         elif args.output:
             audio = args.source if info.has_audio and not live else None
-            outputs.pictures.append(VideoFileSink(args.output, width=info.width, height=info.height,
-                                                  fps=info.fps or 30.0, audio_from=audio))
+            size = {"width": info.width, "height": info.height, "fps": info.fps or 30.0}
+            if isinstance(source, DecodeProcessSource):
+                from .render_process import RenderProcessSink, VideoSettings
+
+                annotator, hud = drawing
+                outputs.scenes.append(RenderProcessSink(source.ring, VideoSettings(args.output, audio_from=audio, **size),
+                                                        annotator=annotator, hud=hud if hud.enabled else None))
+            else:
+                outputs.pictures.append(VideoFileSink(args.output, audio_from=audio, **size))
         if args.keypoints:
             header = keypoints_header(engine, {"source": args.source, "width": info.width,
                                                "height": info.height, "fps": info.fps})
@@ -297,12 +319,12 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
             _warn_about(engine, args)
         else:
             engine.reset()
-        outputs = open_outputs(args, spec, source, engine, live=live)
+        annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
+        hud = HudAnnotator(enabled=args.hud if args.hud is not None else (live or window is not None))
+        outputs = open_outputs(args, spec, source, engine, live=live, drawing=(annotator, hud))
     except BaseException:
         source.close()
         raise
-    annotator = PoseAnnotator(kpt_threshold=args.kpt_threshold, show_boxes=args.show_boxes)
-    hud = HudAnnotator(enabled=args.hud if args.hud is not None else (live or window is not None))
     controller = LatencyController(args.latency_target) if args.latency_target else None
     info = source.info
     options = RunOptions(

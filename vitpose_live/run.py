@@ -22,6 +22,7 @@ from .interrupts import held
 from .pipeline import Pipeline, PipelineStats, Policy
 from .render import HudAnnotator, PoseAnnotator
 from .sinks import SinkError
+from .types import Frame
 
 
 class PictureSink(Protocol):
@@ -36,15 +37,32 @@ class RecordSink(Protocol):
     def abort(self) -> None: ...
 
 
+class SceneSink(Protocol):
+    """A picture sink that draws the poses itself (in another process: ``--io-processes``), so
+    it gets the frame, the poses and the HUD's lines instead of a drawn picture."""
+
+    stage_ms: dict[str, float]
+
+    def write_scene(self, frame: Frame, poses, time: float | None, hud: tuple[str, ...] = ()) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 @dataclass
 class Outputs:
-    """Where results go: annotated pictures (a video or an image file) and keypoint records."""
+    """Where results go: annotated pictures (a video or an image file), keypoint records, and
+    scenes (a video drawn and encoded elsewhere)."""
 
     pictures: list[PictureSink] = field(default_factory=list)
     records: list[RecordSink] = field(default_factory=list)
+    scenes: list[SceneSink] = field(default_factory=list)
 
     def _all(self) -> list:
-        return [*self.pictures, *self.records]
+        return [*self.pictures, *self.scenes, *self.records]
+
+    def stage_ms(self) -> dict[str, float]:
+        """The scene sinks' own milliseconds per frame (known once closed), e.g. ``render_process.encode``."""
+        return {f"render_process.{name}": ms for sink in self.scenes for name, ms in sink.stage_ms.items()}
 
     def close(self) -> None:
         """Finalise every output; if one fails, remove them all and raise its :class:`SinkError`."""
@@ -125,6 +143,7 @@ def run(
         source.close()
     outputs.close()
     stats = pipeline.stats.summary()
+    stats["stage_ms"].update(outputs.stage_ms())
     stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
     seconds = time.monotonic() - pipeline.stats.started_at
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
@@ -187,13 +206,16 @@ class _Loop:
         started = time.perf_counter()
         stamp = self._stamp(frame)
         picture = None
+        lines = hud_lines(stats, poses) if self.hud is not None and self.hud.enabled else []
         if self.outputs.pictures or self.options.draw:
             picture = self.annotator.annotate(self._canvas(frame.image), poses)
-            if self.hud is not None and self.hud.enabled:
-                self.hud.annotate(picture, hud_lines(stats, poses))
+            if lines:
+                self.hud.annotate(picture, lines)
         with held():  # a frame's picture and its keypoints line: both or neither
             for sink in self.outputs.pictures:
                 sink.write(picture, stamp)
+            for scene in self.outputs.scenes:
+                scene.write_scene(frame, poses, stamp, tuple(lines))
             for sink in self.outputs.records:
                 sink.write(frame.index, stamp, poses)
             self.frames += 1

@@ -1,0 +1,127 @@
+"""A video file decoded in a process of its own (``--io-processes``): the frames are those of
+:class:`~.files.VideoFileSource`, written into shared-memory slots; only slot numbers come back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VitposeError, one_line
+from ..shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attach, child_started, detach, take_free
+from ..types import Frame
+from .base import Closable, SourceError, VideoInfo
+from .files import VideoFileSource
+from .spec import SourceKind
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Frame ``index`` (shown at ``time``) is in ``slot``."""
+
+    slot: int
+    index: int
+    time: float | None
+
+
+class DecodeProcessSource(Closable):
+    """The frames of a video file, decoded in a child process into a :class:`SharedFrames` ring
+    of ``slots`` frames (:attr:`ring`).
+
+    The file is opened here first, so a bad file fails with the same :class:`SourceError` as
+    :class:`VideoFileSource`. A frame's ``image`` is its slot itself when a render process takes
+    the slots over (``ring.hand_over``), else a copy and the slot is free at once. A child that
+    dies or fails ends the iteration with a one-line :class:`SourceError`. Iterated once.
+    """
+
+    kind = SourceKind.VIDEO
+    is_live = False
+
+    def __init__(self, path: str | Path, *, slots: int) -> None:
+        self.path = Path(path)
+        with VideoFileSource(self.path) as probe:
+            self._info = probe.info
+        self.ring = SharedFrames(slots, self._info.height, self._info.width)
+        self._stop = CONTEXT.Event()
+        receiver, sender = CONTEXT.Pipe(duplex=False)
+        self._child = Child("decode", SourceError, _decode, (str(self.path), self.ring.layout, self.ring.free,
+                                                             sender, self._stop))
+        self.ring.watched.append(self._child)
+        try:
+            self._child.start()
+        except BaseException:
+            self.ring.unlink()
+            raise
+        finally:
+            sender.close()  # ours: with it closed, the child's death reads as the end of the pipe
+        self._frames = receiver
+        self._iterated = self._closed = False
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated or self._closed:
+            raise SourceError(f"'{self.path}' is decoded in another process once: open it again")
+        self._iterated = True
+        return self._read()
+
+    def _read(self) -> Iterator[Frame]:
+        while (message := self._receive()) is not None:
+            image = self.ring.view(message.slot)
+            if self.ring.hand_over:
+                self.ring.owe(message.index, message.slot)
+            else:
+                image = image.copy()
+                self.ring.free.put(message.slot)
+            yield Frame(image=image, index=message.index, time=message.time, captured_at=time.monotonic())
+        self._child.expected_end = True
+
+    def _receive(self) -> Decoded | None:
+        while not self._frames.poll(POLL):
+            if self._closed:
+                return None
+            self.ring.check()
+        try:
+            message = self._frames.recv()
+        except (EOFError, OSError):  # the child closed the pipe without its end marker
+            if self._closed:
+                return None
+            raise self._child.ended() from None
+        if isinstance(message, Failed):
+            raise SourceError(message.text)
+        return message
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stop.set()
+            self._child.stop(timeout=1.0)
+            self._frames.close()
+            self.ring.unlink()
+
+
+def _decode(path: str, layout: Layout, free, frames, stop) -> None:
+    """The child: decode ``path`` into free slots, sending a :class:`Decoded` for each, then None."""
+    child_started()
+    memory, views = attach(layout)
+    try:
+        with VideoFileSource(path) as source:
+            for frame in source:
+                slot = take_free(free, stop)
+                if slot is None:
+                    return
+                np.copyto(views[slot], frame.image)
+                frames.send(Decoded(slot, frame.index, frame.time))
+        frames.send(None)
+    except (BrokenPipeError, EOFError):  # the parent is gone or stopped reading
+        pass
+    except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
+        frames.send(Failed(f"decoding '{path}' failed: {one_line(error, with_type=not isinstance(error, VitposeError))}"))
+    finally:
+        detach(memory, views)
+        frames.close()
