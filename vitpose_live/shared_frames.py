@@ -26,6 +26,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from .errors import VitposeError
+from .sources.base import SourceError
 
 CONTEXT = multiprocessing.get_context("spawn")
 POLL = 0.05  # seconds between checks of a child's (or the parent's) life while waiting
@@ -130,8 +131,8 @@ def _check_space(needed: int) -> None:
         )
 
 
-class SharedMemoryError(VitposeError):
-    """Not enough shared memory for the frames in flight."""
+class SharedMemoryError(SourceError):
+    """Not enough shared memory for the frames in flight (a source's error: it makes the ring)."""
 
 
 def attach(layout: Layout) -> tuple[list[shared_memory.SharedMemory], list[np.ndarray]]:
