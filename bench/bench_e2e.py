@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -369,7 +370,7 @@ def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args)
         "--device", args.device, "--dtype", args.dtype, "--det-threshold", str(DET_THRESHOLD),
         "--kpt-threshold", str(KPT_THRESHOLD), "--max-persons", str(args.max_persons), "--no-progress",
         *(["--batch", str(args.batch)] if args.batch else []), *(["--cuda-graphs"] if args.cuda_graphs else []),
-        *(["--compile"] if getattr(args, "compile", False) else []),
+        *(["--compile"] if getattr(args, "compile", False) else []), *shlex.split(getattr(args, "cli_args", "") or ""),
     ]  # fmt: skip
 
 
@@ -608,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="make this process (both stage loops) keep freed memory, as the engine's "
                         "programs do (vitpose_live/host_memory.py); the recipe's whole run then "
                         "is not the docs recipe's as people run it")
+    parser.add_argument("--cli-args", default="", help='more flags for the engine CLI, e.g. "--io-processes"')
     parser.add_argument("--source", help="another clip instead of gradio's a.mp4 (used whole)")
     parser.add_argument("--out", default=str(OUT / "e2e.json"), help="JSON results")
     args = parser.parse_args(argv)
@@ -670,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "stage_loops_keep_freed_memory": bool(args.keep_freed_memory),
         "engine_cli": "a process of its own (console_main: keeps freed memory)",
+        "engine_cli_args": args.cli_args,
         "stage_loops_on": "main thread" if args.main_thread else "a worker thread",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,

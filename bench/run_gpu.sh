@@ -11,7 +11,8 @@
 #   bash bench/run_gpu.sh tests syncs profile     # ~7 min: CUDA tests; the engine and the CLI with
 #                                                 # --cuda-graphs (pose model and, since issue 14, the detector)
 #   bash bench/run_gpu.sh compile profile_compile # ~7 min (R50 compiles of ~80 s each)
-# Then, in a later session: e2e e2e_compile live live_compile models.
+# Then, in a later session: e2e e2e_compile live live_compile models, and io_processes (~2 min:
+# --io-processes, whether it becomes the default on CUDA).
 # Each step has its own time limit (STEP_LIMIT_<step>=seconds overrides it) so that one hung step
 # cannot spend the machine's time.
 set -uo pipefail
@@ -52,6 +53,9 @@ for step in $steps; do
                          "${clip[@]}" --cli-runs 2 --cuda-graphs --compile ${E2E_ARGS:-} --out "$OUT/e2e_cuda_base_compile.json" ;;
         models) timeout "$(limit models 300)" python3 bench/bench_models.py --device cuda --eager --graphs ${MODELS_ARGS:-} \
                     --out "$OUT/models_cuda.json" ;;
+        # the inference thread alone, next to threaded decode + draw + encode, and next to --io-processes
+        io_processes) timeout "$(limit io_processes 300)" python3 bench/bench_io_processes.py --device cuda --dtype auto \
+                          --size base "${clip[@]}" --cuda-graphs --runs 2 --out "$OUT/io_processes_cuda.json" ;;
         live) timeout "$(limit live 150)" python3 bench/bench_live.py --device cuda --size base --out "$OUT/live_cuda.json" ;;
         live_compile) timeout "$(limit live_compile 240)" python3 bench/bench_live.py --device cuda --size base --compile \
                           --out "$OUT/live_cuda_compile.json" ;;
