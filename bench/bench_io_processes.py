@@ -26,7 +26,16 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 import torch  # noqa: E402
-from bench_e2e import OUT, _load_average, build_models, in_worker_thread, prepare_clip, probe, run_engine_cli, warm_up  # noqa: E402
+from bench_e2e import (  # noqa: E402
+    OUT,
+    _load_average,
+    build_models,
+    in_worker_thread,
+    prepare_clip,
+    probe,
+    run_engine_cli,
+    warm_up,
+)
 
 WAYS = {"threads": "", "processes": "--io-processes"}
 
@@ -37,8 +46,9 @@ def engine_alone(clip: Path, pose_dir: Path, det_dir: Path, args) -> dict:
     from vitpose_live.engine import build_engine
     from vitpose_live.sources import VideoFileSource
 
-    argv = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir), "--device", args.device,
-            "--dtype", args.dtype, "--max-persons", str(args.max_persons), *(["--cuda-graphs"] if args.cuda_graphs else [])]
+    argv = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir),
+            "--device", args.device, "--dtype", args.dtype, "--max-persons", str(args.max_persons),
+            *(["--cuda-graphs"] if args.cuda_graphs else [])]
     ns = cli.build_parser().parse_args(argv + (["--batch", str(args.batch)] if args.batch else []))
     engine = build_engine(cli.engine_options(ns, live=False))
     batch = cli.file_batch(ns, engine)
@@ -68,7 +78,8 @@ def cli_run(clip: Path, pose_dir: Path, det_dir: Path, folder: Path, args, way: 
     args.cli_args = f"{WAYS[way]} --keypoints {folder / 'k.jsonl'}"
     run = run_engine_cli(clip, pose_dir, det_dir, folder / f"{way}.mp4", args)
     stage_ms = run["cli_stats"]["stage_ms"]
-    return {"way": way, "fps": run["frames"] / run["wall_s"], "wall_s": run["wall_s"], "load_s": run["load_s"],
+    return {"way": way, "fps": run["frames"] / run["wall_s"], "wall_s": run["wall_s"],
+            "load_s": run["load_s"],
             "inference_ms": stage_ms["inference"], "stage_ms": stage_ms, "frames": run["frames"],
             "load_average_1min": run["load_average_1min"]}
 
@@ -104,16 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         pose_dir, det_dir, params = build_models(args.size, folder)
         in_worker_thread(warm_up, pose_dir, det_dir, args)
         alone = in_worker_thread(engine_alone, clip, pose_dir, det_dir, args)
-        print(f"engine.process_batch alone: {alone['ms_per_frame']:.2f} ms/frame (load {alone['load_average_1min']})",
-              flush=True)
+        print(f"engine.process_batch alone: {alone['ms_per_frame']:.2f} ms/frame "
+              f"(load {alone['load_average_1min']})", flush=True)
         runs = []
         for i in range(args.runs):
             for way in (WAYS if i % 2 == 0 else reversed(list(WAYS))):
                 runs.append(cli_run(clip, pose_dir, det_dir, folder, args, way))
                 r = runs[-1]
-                print(f"CLI {way:<9} {r['fps']:6.2f} frames/s, inference thread {r['inference_ms']:6.2f} ms/frame, "
-                      f"load {r['load_average_1min']}", flush=True)
-    result = {"device": args.device, "size": args.size, "models": params, "clip": probe(clip) | {"note": note},
+                print(f"CLI {way:<9} {r['fps']:6.2f} frames/s, inference thread "
+                      f"{r['inference_ms']:6.2f} ms/frame, load {r['load_average_1min']}", flush=True)
+    result = {"device": args.device, "size": args.size, "models": params,
+              "clip": probe(clip) | {"note": note},
               "max_persons": args.max_persons, "torch_threads": torch.get_num_threads(), "alone": alone,
               "cli_runs": runs, "summary": summary(runs, alone)}
     out = Path(args.out)

@@ -264,8 +264,9 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool, 
                 from .render_process import RenderProcessSink, VideoSettings
 
                 annotator, hud = drawing
-                outputs.scenes.append(RenderProcessSink(source.ring, VideoSettings(args.output, audio_from=audio, **size),
-                                                        annotator=annotator, hud=hud if hud.enabled else None))
+                video = VideoSettings(args.output, audio_from=audio, **size)
+                outputs.scenes.append(RenderProcessSink(source.ring, video, annotator=annotator,
+                                                        hud=hud if hud.enabled else None))
             else:
                 outputs.pictures.append(VideoFileSink(args.output, audio_from=audio, **size))
         if args.keypoints:

@@ -13,10 +13,20 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import VitposeError, one_line
 from .output_paths import SinkError
 from .render import HudAnnotator, PoseAnnotator
-from .shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attach, child_started, detach, parent_alive
+from .shared_frames import (
+    CONTEXT,
+    POLL,
+    Child,
+    Failed,
+    Layout,
+    SharedFrames,
+    attach,
+    child_started,
+    detach,
+    parent_alive,
+)
 from .types import Frame, Poses
 
 _CLOSE, _ABORT = "close", "abort"  # what the parent can say besides a Scene
@@ -202,7 +212,7 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
     except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
         if sink is not None:
             sink.abort()
-        _send_quietly(conn, Failed(one_line(error, with_type=not isinstance(error, VitposeError))))
+        _send_quietly(conn, Failed.of(error))
     finally:
         detach(memory, views)
         conn.close()

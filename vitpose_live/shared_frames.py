@@ -25,7 +25,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from .errors import VitposeError
+from .errors import VitposeError, one_line
 from .sources.base import SourceError
 
 CONTEXT = multiprocessing.get_context("spawn")
@@ -47,6 +47,11 @@ class Failed:
     """A child's last message when it fails: one line for the user."""
 
     text: str
+
+    @classmethod
+    def of(cls, error: BaseException, doing: str = "") -> Failed:
+        """``error`` as one line (our errors as they are, others with their type's name)."""
+        return cls(doing + one_line(error, with_type=not isinstance(error, VitposeError)))
 
 
 class SharedFrames:
@@ -177,7 +182,8 @@ class Child:
     def ended(self) -> VitposeError:
         """The error to raise for an end nobody asked for (waiting a moment for the exit status)."""
         self._process.join(1.0)
-        return self._error(f"the {self.what} process ended unexpectedly ({ended_how(self._process.exitcode)})")
+        how = ended_how(self._process.exitcode)
+        return self._error(f"the {self.what} process ended unexpectedly ({how})")
 
     def stop(self, timeout: float = 1.0) -> None:
         self.expected_end = True

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VitposeError, one_line
-from ..shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attach, child_started, detach, take_free
+from ..shared_frames import (
+    CONTEXT,
+    POLL,
+    Child,
+    Failed,
+    Layout,
+    SharedFrames,
+    attach,
+    child_started,
+    detach,
+    take_free,
+)
 from ..types import Frame
 from .base import Closable, SourceError, VideoInfo
 from .files import VideoFileSource
@@ -121,7 +131,7 @@ def _decode(path: str, layout: Layout, free, frames, stop) -> None:
     except (BrokenPipeError, EOFError):  # the parent is gone or stopped reading
         pass
     except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
-        frames.send(Failed(f"decoding '{path}' failed: {one_line(error, with_type=not isinstance(error, VitposeError))}"))
+        frames.send(Failed.of(error, f"decoding '{path}' failed: "))
     finally:
         detach(memory, views)
         frames.close()
