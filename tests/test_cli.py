@@ -180,15 +180,20 @@ def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, dete
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("first_write", ["video", "keypoints"])
+@pytest.mark.parametrize("io_processes", [(), ("--io-processes",)], ids=["threads", "io-processes"])
 def test_a_stop_landing_between_a_frames_picture_and_its_keypoints_line_still_writes_both(
-    run_cli, tmp_path, monkeypatch, first_write, stop_signal
+    run_cli, tmp_path, monkeypatch, first_write, stop_signal, io_processes
 ):
     """The signal is raised on purpose right after one of the two writes of frame 10 (not by
-    luck): the run still writes the other, so video and keypoints hold the same 11 frames."""
+    luck): the run still writes the other, so video and keypoints hold the same 11 frames. With
+    ``--io-processes`` the video's write is the hand-over of the frame to the render process."""
     from vitpose_live import cli, sinks
 
-    sink = {"video": sinks.VideoFileSink, "keypoints": sinks.KeypointsJsonlSink}[first_write]
-    real_write, calls = sink.write, []
+    from vitpose_live.render_process import RenderProcessSink
+
+    video = (RenderProcessSink, "write_scene") if io_processes else (sinks.VideoFileSink, "write")
+    sink, method = {"video": video, "keypoints": (sinks.KeypointsJsonlSink, "write")}[first_write]
+    real_write, calls = getattr(sink, method), []
 
     def write_then_signal(self, *args, **kwargs):
         real_write(self, *args, **kwargs)
@@ -196,17 +201,17 @@ def test_a_stop_landing_between_a_frames_picture_and_its_keypoints_line_still_wr
         if len(calls) == 11:
             signal.raise_signal(stop_signal)
 
-    monkeypatch.setattr(sink, "write", write_then_signal)
+    monkeypatch.setattr(sink, method, write_then_signal)
     previous = signal.getsignal(signal.SIGTERM)
     cli.stop_on_sigterm()
     try:
         clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=40, audio=True)
         out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
-        code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--batch", 1)
+        code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--batch", 1, *io_processes)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert code == 130 and "interrupted after 11 frame(s)" in err, err
-    assert probe(out)["frames"] == 11
+    assert probe(out)["frames"] == 11 and probe(out)["audio_codec"] == "aac"
     assert len(read_keypoints_jsonl(keypoints)[1]) == 11
 
 

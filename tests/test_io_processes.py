@@ -1,6 +1,7 @@
 """`--io-processes`: decoding, and drawing + encoding, in processes of their own, frames through
 shared memory. Same files as the threaded path; a dying child is one line, never a hang; no
-shared memory is left behind; Ctrl-C and SIGTERM still finalise the video."""
+shared memory is left behind; Ctrl-C and SIGTERM still finalise the video (also
+``test_cli.py::test_a_stop_landing_between…[io-processes-…]``: the same 11 frames both ways)."""
 
 import multiprocessing
 import os
@@ -148,32 +149,6 @@ def test_too_little_shared_memory_is_refused_in_one_line(run_cli, tmp_path, monk
     code, err = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--io-processes")
     assert code == 2 and err.count("\n") == 1, err
     assert "needs 1 MiB of shared memory but /dev/shm has 0 MiB free: run without --io-processes" in err
-
-
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_mid_run_finalises_the_frames_written_both_ways(run_cli, tmp_path, monkeypatch, stop_signal):
-    from vitpose_live import cli
-
-    real_write, written = KeypointsJsonlSink.write, []
-
-    def write_then_signal(self, *args, **kwargs):
-        real_write(self, *args, **kwargs)
-        written.append(1)
-        if len(written) == 11:
-            signal.raise_signal(stop_signal)
-
-    monkeypatch.setattr(KeypointsJsonlSink, "write", write_then_signal)
-    previous = signal.getsignal(signal.SIGTERM)
-    cli.stop_on_sigterm()
-    try:
-        clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=40, audio=True)
-        out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
-        code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints, "--batch", 1, "--io-processes")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert code == 130 and "interrupted after 11 frame(s)" in err, err
-    assert probe(out)["frames"] == 11 and probe(out)["audio_codec"] == "aac"
-    assert len(read_keypoints_jsonl(keypoints)[1]) == 11
 
 
 def test_ctrl_c_to_the_whole_process_group_leaves_a_playable_video_and_clean_shared_memory(

@@ -15,18 +15,7 @@ from pathlib import Path
 
 from .output_paths import SinkError
 from .render import HudAnnotator, PoseAnnotator
-from .shared_frames import (
-    CONTEXT,
-    POLL,
-    Child,
-    Failed,
-    Layout,
-    SharedFrames,
-    attach,
-    child_started,
-    detach,
-    parent_alive,
-)
+from .shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, parent_alive
 from .types import Frame, Poses
 
 _CLOSE, _ABORT = "close", "abort"  # what the parent can say besides a Scene
@@ -105,41 +94,35 @@ class RenderProcessSink:
             raise SinkError(f"cannot write '{self.path}': it is already {self._state}")
         if self._conn.poll():  # the child failed (its last words wait in the pipe)
             self._answer()
-        try:
-            self._conn.send(Scene(self._ring.settle(frame.index), time, poses, tuple(hud)))
-        except OSError:
-            raise self._child.ended() from None
+        self._send(Scene(self._ring.settle(frame.index), time, poses, tuple(hud)))
 
     def close(self) -> None:
         """Encode what was handed over, flush and finalise the file (or remove it on failure)."""
-        if self._state != "open":
-            return
-        self._state = "closed"
-        try:
-            self._conn.send(_CLOSE)
-            closed = self._expect(Closed, timeout=120.0)
-            self.stage_ms = closed.stage_ms
-        except OSError:
-            self._remove()
-            raise self._child.ended() from None
-        except BaseException:
-            self._remove()
-            raise
-        finally:
-            self._child.stop()
-            self._conn.close()
+        if self._state == "open":
+            self._state = "closed"
+            try:
+                self._send(_CLOSE)
+                self.stage_ms = self._expect(Closed, timeout=120.0).stage_ms
+            except BaseException:
+                self._remove()
+                raise
+            finally:
+                self._child.stop()
+                self._conn.close()
 
     def abort(self) -> None:
         """Stop the child and delete the partial file (nothing happens after :meth:`close`)."""
-        if self._state != "open":
-            return
-        self._state = "aborted"
+        if self._state == "open":
+            self._state = "aborted"
+            _send_quietly(self._conn, _ABORT)
+            self._remove()
+            self._conn.close()
+
+    def _send(self, message) -> None:
         try:
-            self._conn.send(_ABORT)
+            self._conn.send(message)
         except OSError:
-            pass
-        self._remove()
-        self._conn.close()
+            raise self._child.ended() from None
 
     def _remove(self) -> None:
         self._child.stop()
@@ -185,10 +168,14 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
             hud: HudAnnotator | None) -> None:
     """The child: open the video, then draw and encode each scene until told to close or abort
     (or the parent is gone: the partial file is removed)."""
+    with attached(layout) as views, conn:
+        _draw_and_encode(views, free, conn, video, annotator, hud)
+
+
+def _draw_and_encode(views, free, conn, video: VideoSettings, annotator: PoseAnnotator,
+                     hud: HudAnnotator | None) -> None:
     from .sinks import VideoFileSink
 
-    child_started()
-    memory, views = attach(layout)
     sink = None
     try:
         sink = VideoFileSink(video.path, width=video.width, height=video.height, fps=video.fps,
@@ -213,9 +200,6 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
         if sink is not None:
             sink.abort()
         _send_quietly(conn, Failed.of(error))
-    finally:
-        detach(memory, views)
-        conn.close()
 
 
 def _next(conn):

@@ -140,19 +140,23 @@ class SharedMemoryError(SourceError):
     """Not enough shared memory for the frames in flight (a source's error: it makes the ring)."""
 
 
-def attach(layout: Layout) -> tuple[list[shared_memory.SharedMemory], list[np.ndarray]]:
-    """In a child: the parent's slots, and a numpy view of each."""
+@contextmanager
+def attached(layout: Layout) -> Iterator[list[np.ndarray]]:
+    """A child's life: Ctrl-C ignored (the parent stops us), the parent's slots attached as numpy
+    views, detached on the way out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     memory = [shared_memory.SharedMemory(name) for name in layout.names]
-    return memory, [np.ndarray(layout.shape, np.uint8, buffer=m.buf) for m in memory]
-
-
-def detach(memory: list[shared_memory.SharedMemory], views: list[np.ndarray]) -> None:
-    views.clear()
-    for segment in memory:
-        try:
-            segment.close()
-        except BufferError:
-            pass
+    views = [np.ndarray(layout.shape, np.uint8, buffer=m.buf) for m in memory]
+    try:
+        yield views
+    finally:
+        views.clear()
+        for segment in memory:
+            try:
+                segment.close()
+            except BufferError:
+                pass
 
 
 class Child:
@@ -220,12 +224,6 @@ def _stops_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def child_started() -> None:
-    """First thing in a child: ignore Ctrl-C (the parent stops us), then let signals in again."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def parent_alive() -> bool:

@@ -10,18 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shared_frames import (
-    CONTEXT,
-    POLL,
-    Child,
-    Failed,
-    Layout,
-    SharedFrames,
-    attach,
-    child_started,
-    detach,
-    take_free,
-)
+from ..shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, take_free
 from ..types import Frame
 from .base import Closable, SourceError, VideoInfo
 from .files import VideoFileSource
@@ -117,8 +106,11 @@ class DecodeProcessSource(Closable):
 
 def _decode(path: str, layout: Layout, free, frames, stop) -> None:
     """The child: decode ``path`` into free slots, sending a :class:`Decoded` for each, then None."""
-    child_started()
-    memory, views = attach(layout)
+    with attached(layout) as views, frames:
+        _decode_into(path, views, free, frames, stop)
+
+
+def _decode_into(path: str, views, free, frames, stop) -> None:
     try:
         with VideoFileSource(path) as source:
             for frame in source:
@@ -132,6 +124,3 @@ def _decode(path: str, layout: Layout, free, frames, stop) -> None:
         pass
     except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
         frames.send(Failed.of(error, f"decoding '{path}' failed: "))
-    finally:
-        detach(memory, views)
-        frames.close()
