@@ -4,12 +4,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gradio
 import numpy as np
 import pytest
+from interrupted import stop_mid_run
 from media import make_clip, make_image, probe
 
 from vitpose_live.sinks import read_keypoints_jsonl
@@ -188,7 +188,6 @@ def test_a_stop_landing_between_a_frames_picture_and_its_keypoints_line_still_wr
     luck): the run still writes the other, so video and keypoints hold the same 11 frames. With
     ``--io-processes`` the video's write is the hand-over of the frame to the render process."""
     from vitpose_live import cli, sinks
-
     from vitpose_live.render_process import RenderProcessSink
 
     video = (RenderProcessSink, "write_scene") if io_processes else (sinks.VideoFileSink, "write")
@@ -223,23 +222,8 @@ def as_in_a_terminal():
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_mid_run_leaves_a_finalised_playable_video(tmp_path, pose_dir, detector_dir, stop_signal):
-    clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=450, audio=True)
-    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--max-persons", "2"],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=as_in_a_terminal,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not keypoints.exists() or keypoints.read_text().count("\n") <= 30):
-        time.sleep(0.2)  # 30 frames done (keypoints are flushed every 30)
-    process.send_signal(stop_signal)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
-    assert "interrupted after" in stderr and "Traceback" not in stderr
-    result = probe(out)
-    assert 30 <= result["frames"] < 450 and result["video_codec"] == "h264"
-    assert len(read_keypoints_jsonl(keypoints)[1]) == result["frames"]
+    stop_mid_run(tmp_path, pose_dir, detector_dir, lambda process: process.send_signal(stop_signal),
+                 preexec_fn=as_in_a_terminal)
 
 
 def test_a_mistake_is_reported_before_torch_loads(tmp_path):

@@ -7,22 +7,21 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import gradio
 import numpy as np
 import pytest
+from interrupted import stop_mid_run
 from media import make_clip, probe
 
 from vitpose_live import shared_frames
-from vitpose_live.sinks import KeypointsJsonlSink, read_keypoints_jsonl
+from vitpose_live.sinks import KeypointsJsonlSink
 from vitpose_live.sources import SourceError, VideoFileSource
 from vitpose_live.sources.decode_process import DecodeProcessSource
 
 GRADIO_VIDEOS = Path(gradio.__file__).parent / "media_assets" / "videos"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def segments(pid: int = os.getpid()) -> list[str]:
@@ -155,24 +154,8 @@ def test_ctrl_c_to_the_whole_process_group_leaves_a_playable_video_and_clean_sha
     tmp_path, pose_dir, detector_dir
 ):
     """A terminal's Ctrl-C reaches the children too: they ignore it and the parent finalises."""
-    clip = make_clip(tmp_path / "long.mp4", width=320, height=240, frames=450, audio=True)
-    out, keypoints = tmp_path / "out.mp4", tmp_path / "k.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--source", clip, "--output", out, "--keypoints", keypoints, "--model", pose_dir,
-         "--detector", detector_dir, "--device", "cpu", "--max-persons", "2", "--io-processes"],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not keypoints.exists() or keypoints.read_text().count("\n") <= 30):
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
-    assert "interrupted after" in stderr and "Traceback" not in stderr
-    result = probe(out)
-    assert 30 <= result["frames"] < 450 and result["video_codec"] == "h264"
-    assert len(read_keypoints_jsonl(keypoints)[1]) == result["frames"]
+    process = stop_mid_run(tmp_path, pose_dir, detector_dir, lambda process: os.killpg(process.pid, signal.SIGINT),
+                           "--io-processes", start_new_session=True)
     assert segments(process.pid) == []
     children = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "spawn_main"], capture_output=True)
     assert children.stdout == b""  # (multiprocessing's resource tracker may still be on its way out)
