@@ -55,14 +55,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 warnings.filterwarnings("ignore")
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# --cli-args "--io-processes" spawns processes, which run this file again as __mp_main__: keep them
+# from importing torch and transformers for nothing.
+if __name__ != "__mp_main__":
+    import av
+    import numpy as np
+    import torch
+    from transformers.utils import logging as hf_logging
 
-from transformers.utils import logging as hf_logging  # noqa: E402
-
-hf_logging.set_verbosity_error()
-hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 OUT = Path(__file__).resolve().parent / "out"
 STAGES = (
@@ -370,7 +372,8 @@ def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args)
         "--device", args.device, "--dtype", args.dtype, "--det-threshold", str(DET_THRESHOLD),
         "--kpt-threshold", str(KPT_THRESHOLD), "--max-persons", str(args.max_persons), "--no-progress",
         *(["--batch", str(args.batch)] if args.batch else []), *(["--cuda-graphs"] if args.cuda_graphs else []),
-        *(["--compile"] if getattr(args, "compile", False) else []), *shlex.split(getattr(args, "cli_args", "") or ""),
+        *(["--compile"] if getattr(args, "compile", False) else []),
+        *shlex.split(getattr(args, "cli_args", "") or ""),
     ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -25,17 +26,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
-import torch  # noqa: E402
-from bench_e2e import (  # noqa: E402
-    OUT,
-    _load_average,
-    build_models,
-    in_worker_thread,
-    prepare_clip,
-    probe,
-    run_engine_cli,
-    warm_up,
-)
+if __name__ != "__mp_main__":  # the CLI's spawned processes run this file again: keep them light
+    import torch
+    from bench_e2e import (
+        OUT,
+        _load_average,
+        build_models,
+        in_worker_thread,
+        prepare_clip,
+        probe,
+        run_engine_cli,
+        warm_up,
+    )
 
 WAYS = {"threads": "", "processes": "--io-processes"}
 
@@ -75,13 +77,23 @@ def _sync(device: str) -> None:
 
 
 def cli_run(clip: Path, pose_dir: Path, det_dir: Path, folder: Path, args, way: str) -> dict:
+    """One CLI run (video + keypoints); with the CPU seconds this process (the CLI's threads and
+    its model loading) and its finished children (the decode and render processes) used."""
     args.cli_args = f"{WAYS[way]} --keypoints {folder / 'k.jsonl'}"
+    whom = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    before = [_cpu_seconds(who) for who in whom]
     run = run_engine_cli(clip, pose_dir, det_dir, folder / f"{way}.mp4", args)
+    parent, children = (_cpu_seconds(who) - b for who, b in zip(whom, before, strict=True))
     stage_ms = run["cli_stats"]["stage_ms"]
     return {"way": way, "fps": run["frames"] / run["wall_s"], "wall_s": run["wall_s"],
-            "load_s": run["load_s"],
+            "load_s": run["load_s"], "cpu_s_this_process": parent, "cpu_s_children": children,
             "inference_ms": stage_ms["inference"], "stage_ms": stage_ms, "frames": run["frames"],
             "load_average_1min": run["load_average_1min"]}
+
+
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summary(runs: list[dict], alone: dict) -> dict:
@@ -91,7 +103,9 @@ def summary(runs: list[dict], alone: dict) -> dict:
         out[way] = {"fps_mean": statistics.mean(r["fps"] for r in mine),
                     "inference_ms_mean": statistics.mean(r["inference_ms"] for r in mine),
                     "inference_ms_runs": [round(r["inference_ms"], 2) for r in mine],
-                    "fps_runs": [round(r["fps"], 2) for r in mine]}
+                    "fps_runs": [round(r["fps"], 2) for r in mine],
+                    "cpu_s_this_process_mean": statistics.mean(r["cpu_s_this_process"] for r in mine),
+                    "cpu_s_children_mean": statistics.mean(r["cpu_s_children"] for r in mine)}
     return out
 
 
@@ -123,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(cli_run(clip, pose_dir, det_dir, folder, args, way))
                 r = runs[-1]
                 print(f"CLI {way:<9} {r['fps']:6.2f} frames/s, inference thread "
-                      f"{r['inference_ms']:6.2f} ms/frame, load {r['load_average_1min']}", flush=True)
+                      f"{r['inference_ms']:6.2f} ms/frame, CPU s here {r['cpu_s_this_process']:.1f} / "
+                      f"in children {r['cpu_s_children']:.1f}, load {r['load_average_1min']}", flush=True)
     result = {"device": args.device, "size": args.size, "models": params,
               "clip": probe(clip) | {"note": note},
               "max_persons": args.max_persons, "torch_threads": torch.get_num_threads(), "alone": alone,

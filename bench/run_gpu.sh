@@ -31,6 +31,7 @@ clip=()
 [ -f .gpu/a.mp4 ] && clip=(--source .gpu/a.mp4)
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+    df -h /dev/shm  # --io-processes keeps 2 x batch + 4 frames there (1080p, batch 8: 124 MiB)
     python3 -c "import torch, transformers, av, supervision, cv2; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__, 'av', av.__version__, 'cv2', cv2.__version__, 'cpus', __import__('os').cpu_count())"
 } 2>&1 | tee -a "$LOG"
 limit() { local name="STEP_LIMIT_$1"; echo "${!name:-$2}"; }

@@ -81,15 +81,18 @@ def test_keypoints_alone_come_from_the_decode_process_unchanged(run_cli, tmp_pat
     assert (tmp_path / "processes.jsonl").read_bytes() == (tmp_path / "threads.jsonl").read_bytes()
 
 
-def test_the_stats_name_the_render_process_steps(run_cli, tmp_path):
+def test_the_stats_name_the_render_process_steps_and_the_hud_is_drawn_there(run_cli, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=12)
     stats = tmp_path / "stats.json"
-    code, err = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--stats-json", stats, "--io-processes")
+    code, err = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--stats-json", stats, "--hud",
+                        "--io-processes")
     assert code == 0, err
     import json
 
     stage_ms = json.loads(stats.read_text())["stage_ms"]
     assert stage_ms["render_process.draw"] > 0 and stage_ms["render_process.encode"] > 0
+    hud_corner = pictures(tmp_path / "out.mp4")[5][6:20, 6:40]
+    assert hud_corner.max() > 200 and hud_corner.min() < 40  # white text on the dark box
 
 
 def test_a_killed_decode_process_ends_the_iteration_with_one_line_within_seconds(tmp_path):
