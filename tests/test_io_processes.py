@@ -109,6 +109,25 @@ def test_a_killed_decode_process_ends_the_iteration_with_one_line_within_seconds
     source.close()
 
 
+def test_closing_ends_an_iteration_waiting_for_slots_and_the_child_within_a_second(tmp_path):
+    """Every slot held and none handed back: the decode process waits, the reader waits; closing
+    from another thread (as a run ends) ends both."""
+    import threading
+
+    clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=30, audio=False)
+    source = DecodeProcessSource(clip, slots=2)
+    source.ring.hand_over = True  # as if a render process were to free them
+    frames = iter(source)
+    held = [next(frames), next(frames)]
+    closer = threading.Timer(0.3, source.close)
+    closer.start()
+    started = time.monotonic()
+    assert list(frames) == []
+    closer.join()
+    assert time.monotonic() - started < 1.3 and not multiprocessing.active_children()
+    assert len(held) == 2
+
+
 @pytest.mark.parametrize("victim", ["decode", "drawing and encoding"])
 def test_a_child_killed_mid_run_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, monkeypatch, victim):
     clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=80, audio=True)

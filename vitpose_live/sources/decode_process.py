@@ -81,13 +81,13 @@ class DecodeProcessSource(Closable):
         self._child.expected_end = True
 
     def _receive(self) -> Decoded | None:
-        while not self._frames.poll(POLL):
-            if self._closed:
-                return None
-            self.ring.check()
         try:
+            while not self._frames.poll(POLL):
+                if self._closed:
+                    return None
+                self.ring.check()
             message = self._frames.recv()
-        except (EOFError, OSError):  # the child closed the pipe without its end marker
+        except (EOFError, OSError):  # the child closed the pipe without its end marker, or we did
             if self._closed:
                 return None
             raise self._child.ended() from None
