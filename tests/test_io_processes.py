@@ -81,7 +81,7 @@ def test_keypoints_alone_come_from_the_decode_process_unchanged(run_cli, tmp_pat
     assert (tmp_path / "processes.jsonl").read_bytes() == (tmp_path / "threads.jsonl").read_bytes()
 
 
-def test_the_stats_name_the_render_process_steps_and_the_hud_is_drawn_there(run_cli, tmp_path):
+def test_the_stats_name_the_process_steps_and_the_hud_is_drawn_there(run_cli, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=12)
     stats = tmp_path / "stats.json"
     code, err = run_cli("--source", clip, "--output", tmp_path / "out.mp4", "--stats-json", stats, "--hud",
@@ -91,6 +91,7 @@ def test_the_stats_name_the_render_process_steps_and_the_hud_is_drawn_there(run_
 
     stage_ms = json.loads(stats.read_text())["stage_ms"]
     assert stage_ms["render_process.draw"] > 0 and stage_ms["render_process.encode"] > 0
+    assert stage_ms["decode_process.decode"] > 0
     hud_corner = pictures(tmp_path / "out.mp4")[5][6:20, 6:40]
     assert hud_corner.max() > 200 and hud_corner.min() < 40  # white text on the dark box
 

@@ -310,6 +310,7 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
     from .engine import build_engine
     from .render import HudAnnotator, PoseAnnotator
     from .run import RunOptions, run
+    from .sources.decode_process import DecodeProcessSource
     from .viewer import Viewer
 
     source = open_input(args, spec)
@@ -338,6 +339,8 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
                  on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
                  on_idle=window.pump if window is not None else None)
     stats = report.stats
+    if isinstance(source, DecodeProcessSource):
+        stats["stage_ms"].update(source.stage_ms)
     if controller is not None:
         stats["latency_control"] = controller.report(engine)
     if args.stats_json:

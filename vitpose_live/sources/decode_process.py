@@ -24,6 +24,7 @@ class Decoded:
     slot: int
     index: int
     time: float | None
+    ms: float = 0.0  # the child's time to decode it and copy it into the slot (not its wait for a slot)
 
 
 class DecodeProcessSource(Closable):
@@ -58,10 +59,16 @@ class DecodeProcessSource(Closable):
             sender.close()  # ours: with it closed, the child's death reads as the end of the pipe
         self._frames = receiver
         self._iterated = self._closed = False
+        self._decode_ms, self._decoded = 0.0, 0
 
     @property
     def info(self) -> VideoInfo:
         return self._info
+
+    @property
+    def stage_ms(self) -> dict[str, float]:
+        """The decode process's mean milliseconds per frame to decode and copy into its slot."""
+        return {"decode_process.decode": round(self._decode_ms / max(self._decoded, 1), 3)}
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated or self._closed:
@@ -71,6 +78,7 @@ class DecodeProcessSource(Closable):
 
     def _read(self) -> Iterator[Frame]:
         while (message := self._receive()) is not None:
+            self._decode_ms, self._decoded = self._decode_ms + message.ms, self._decoded + 1
             image = self.ring.view(message.slot)
             if self.ring.hand_over:
                 self.ring.owe(message.index, message.slot)
@@ -113,14 +121,27 @@ def _decode(path: str, layout: Layout, free, frames, stop) -> None:
 def _decode_into(path: str, views, free, frames, stop) -> None:
     try:
         with VideoFileSource(path) as source:
-            for frame in source:
+            decoding = iter(source)
+            while (frame := _timed(next, decoding, None)).value is not None:
                 slot = take_free(free, stop)
                 if slot is None:
                     return
-                np.copyto(views[slot], frame.image)
-                frames.send(Decoded(slot, frame.index, frame.time))
+                copy = _timed(np.copyto, views[slot], frame.value.image)
+                frames.send(Decoded(slot, frame.value.index, frame.value.time, frame.ms + copy.ms))
         frames.send(None)
     except (BrokenPipeError, EOFError):  # the parent is gone or stopped reading
         pass
     except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
         frames.send(Failed.of(error, f"decoding '{path}' failed: "))
+
+
+@dataclass(frozen=True)
+class _Timed:
+    value: object
+    ms: float
+
+
+def _timed(function, *args) -> _Timed:
+    started = time.perf_counter()
+    value = function(*args)
+    return _Timed(value, (time.perf_counter() - started) * 1e3)
