@@ -55,16 +55,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 warnings.filterwarnings("ignore")
 
-# --cli-args "--io-processes" spawns processes, which run this file again as __mp_main__: keep them
-# from importing torch and transformers for nothing.
-if __name__ != "__mp_main__":
-    import av
-    import numpy as np
-    import torch
-    from transformers.utils import logging as hf_logging
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
 
 OUT = Path(__file__).resolve().parent / "out"
 STAGES = (

@@ -5,18 +5,20 @@ work in two processes (frames through shared memory).
     python bench/bench_io_processes.py [--frames 120] [--size tiny|base] [--device cpu|cuda] [--runs 3]
                                        [--out bench/results/cpu-io-processes.json]
 
-The CLI runs (video + keypoints, ``--stats-json``) alternate threads / processes ``--runs`` times
-each, so that other work on the machine weighs on both alike; the 1-minute load average is kept
-with every figure. The inference thread's ms per frame is the CLI's own ``stage_ms.inference``
-(a batch's time shared by its frames); the render process's draw and encode ms come from the
-process itself. Same clip and random-weight models as ``bench_e2e.py``.
+The CLI runs (video + keypoints, ``--stats-json``, each a process of its own as in
+``bench_e2e.py``) alternate threads / processes ``--runs`` times each, so that other work on the
+machine weighs on both alike; the 1-minute load average is kept with every figure. The inference
+thread's ms per frame is the CLI's own ``stage_ms.inference`` (a batch's time shared by its
+frames); the render process's draw and encode ms and the decode process's decode ms come from
+those processes. CPU seconds: the CLI process's during the run (model loading not included), and
+each child's whole life (its start-up included). Same clip and random-weight models as
+``bench_e2e.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import tempfile
@@ -26,18 +28,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
-if __name__ != "__mp_main__":  # the CLI's spawned processes run this file again: keep them light
-    import torch
-    from bench_e2e import (
-        OUT,
-        _load_average,
-        build_models,
-        in_worker_thread,
-        prepare_clip,
-        probe,
-        run_engine_cli,
-        warm_up,
-    )
+import torch  # noqa: E402
+from bench_e2e import (  # noqa: E402
+    OUT,
+    _load_average,
+    build_models,
+    in_worker_thread,
+    prepare_clip,
+    probe,
+    run_engine_cli,
+    warm_up,
+)
 
 WAYS = {"threads": "", "processes": "--io-processes"}
 
@@ -77,23 +78,17 @@ def _sync(device: str) -> None:
 
 
 def cli_run(clip: Path, pose_dir: Path, det_dir: Path, folder: Path, args, way: str) -> dict:
-    """One CLI run (video + keypoints); with the CPU seconds this process (the CLI's threads and
-    its model loading) and its finished children (the decode and render processes) used."""
+    """One CLI run (video + keypoints, a process of its own), with its ``--stats-json`` figures:
+    stage ms per frame and the CPU seconds of its process during the run and of its children."""
     args.cli_args = f"{WAYS[way]} --keypoints {folder / 'k.jsonl'}"
-    whom = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    before = [_cpu_seconds(who) for who in whom]
     run = run_engine_cli(clip, pose_dir, det_dir, folder / f"{way}.mp4", args)
-    parent, children = (_cpu_seconds(who) - b for who, b in zip(whom, before, strict=True))
-    stage_ms = run["cli_stats"]["stage_ms"]
+    stats = run["cli_stats"]
+    cpu_s = stats["cpu_s"]
     return {"way": way, "fps": run["frames"] / run["wall_s"], "wall_s": run["wall_s"],
-            "load_s": run["load_s"], "cpu_s_this_process": parent, "cpu_s_children": children,
-            "inference_ms": stage_ms["inference"], "stage_ms": stage_ms, "frames": run["frames"],
-            "load_average_1min": run["load_average_1min"]}
-
-
-def _cpu_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
+            "load_s": run["load_s"], "cpu_s_this_process": cpu_s["this_process"],
+            "cpu_s_children": sum(v for k, v in cpu_s.items() if k != "this_process"), "cpu_s": cpu_s,
+            "inference_ms": stats["stage_ms"]["inference"], "stage_ms": stats["stage_ms"],
+            "frames": run["frames"], "load_average_1min": run["load_average_1min"]}
 
 
 def summary(runs: list[dict], alone: dict) -> dict:

@@ -89,7 +89,8 @@ def test_the_stats_name_the_process_steps_and_the_hud_is_drawn_there(run_cli, tm
     assert code == 0, err
     import json
 
-    stage_ms = json.loads(stats.read_text())["stage_ms"]
+    stage_ms, cpu_s = (json.loads(stats.read_text())[key] for key in ("stage_ms", "cpu_s"))
+    assert set(cpu_s) == {"this_process", "decode_process", "render_process"} and min(cpu_s.values()) > 0
     assert stage_ms["render_process.draw"] > 0 and stage_ms["render_process.encode"] > 0
     assert stage_ms["decode_process.decode"] > 0
     hud_corner = pictures(tmp_path / "out.mp4")[5][6:20, 6:40]

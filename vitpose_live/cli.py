@@ -341,6 +341,8 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
     stats = report.stats
     if isinstance(source, DecodeProcessSource):
         stats["stage_ms"].update(source.stage_ms)
+        if source.cpu_s is not None:
+            stats["cpu_s"]["decode_process"] = source.cpu_s
     if controller is not None:
         stats["latency_control"] = controller.report(engine)
     if args.stats_json:

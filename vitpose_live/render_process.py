@@ -54,6 +54,7 @@ class Closed:
 
     frames: int
     stage_ms: dict[str, float]
+    cpu_s: float  # the child's CPU time, its start-up included
 
 
 class RenderProcessSink:
@@ -63,13 +64,15 @@ class RenderProcessSink:
     with the :class:`SinkError` the threaded sink gives. From then on the slots of ``ring`` are
     handed over: each frame's slot is freed by the child once encoded. :meth:`close` finalises
     the file and waits for it; :meth:`abort` (or a child that dies) removes it. After
-    :meth:`close`, :attr:`stage_ms` holds the child's ``draw`` and ``encode`` ms per frame.
+    :meth:`close`, :attr:`stage_ms` holds the child's ``draw`` and ``encode`` ms per frame and
+    :attr:`cpu_s` its CPU seconds.
     """
 
     def __init__(self, ring: SharedFrames, video: VideoSettings, *, annotator: PoseAnnotator,
                  hud: HudAnnotator | None = None, start_timeout: float = 60.0) -> None:
         self.path = Path(video.path)
         self.stage_ms: dict[str, float] = {}
+        self.cpu_s: float | None = None
         self._ring, self._state = ring, "open"
         self._conn, theirs = CONTEXT.Pipe()
         self._child = Child("drawing and encoding", SinkError, _render,
@@ -102,7 +105,8 @@ class RenderProcessSink:
             self._state = "closed"
             try:
                 self._send(_CLOSE)
-                self.stage_ms = self._expect(Closed, timeout=120.0).stage_ms
+                closed = self._expect(Closed, timeout=120.0)
+                self.stage_ms, self.cpu_s = closed.stage_ms, closed.cpu_s
             except BaseException:
                 self._remove()
                 raise
@@ -185,7 +189,7 @@ def _draw_and_encode(views, free, conn, video: VideoSettings, annotator: PoseAnn
         while (message := _next(conn)) is not None and message != _ABORT:
             if message == _CLOSE:
                 sink.close()
-                conn.send(Closed(sink.frames_written, means.means()))
+                conn.send(Closed(sink.frames_written, means.means(), round(time.process_time(), 3)))
                 return
             started = time.perf_counter()
             picture = annotator.annotate(views[message.slot], message.poses)

@@ -42,6 +42,7 @@ class SceneSink(Protocol):
     it gets the frame, the poses and the HUD's lines instead of a drawn picture."""
 
     stage_ms: dict[str, float]
+    cpu_s: float | None
 
     def write_scene(self, frame: Frame, poses, time: float | None, hud: tuple[str, ...] = ()) -> None: ...
     def close(self) -> None: ...
@@ -63,6 +64,10 @@ class Outputs:
     def stage_ms(self) -> dict[str, float]:
         """The scene sinks' own milliseconds per frame (known once closed), e.g. ``render_process.encode``."""
         return {f"render_process.{name}": ms for sink in self.scenes for name, ms in sink.stage_ms.items()}
+
+    def cpu_s(self) -> dict[str, float]:
+        """The CPU seconds of the scene sinks' processes (known once closed)."""
+        return {"render_process": sink.cpu_s for sink in self.scenes if sink.cpu_s is not None}
 
     def close(self) -> None:
         """Finalise every output; if one fails, remove them all and raise its :class:`SinkError`."""
@@ -127,7 +132,7 @@ def run(
         warm_up(engine)
     pipeline = _pipeline(source, engine, options)
     loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency, on_idle)
-    interrupted = False
+    interrupted, cpu_started = False, time.process_time()
     try:
         with pipeline:
             loop.consume(pipeline)
@@ -144,6 +149,7 @@ def run(
     outputs.close()
     stats = pipeline.stats.summary()
     stats["stage_ms"].update(outputs.stage_ms())
+    stats["cpu_s"] = {"this_process": round(time.process_time() - cpu_started, 3), **outputs.cpu_s()}
     stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
     seconds = time.monotonic() - pipeline.stats.started_at
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)

@@ -18,6 +18,13 @@ from .spec import SourceKind
 
 
 @dataclass(frozen=True)
+class Finished:
+    """The end of the file; ``cpu_s``: the child's CPU time, its start-up included."""
+
+    cpu_s: float
+
+
+@dataclass(frozen=True)
 class Decoded:
     """Frame ``index`` (shown at ``time``) is in ``slot``."""
 
@@ -60,6 +67,7 @@ class DecodeProcessSource(Closable):
         self._frames = receiver
         self._iterated = self._closed = False
         self._decode_ms, self._decoded = 0.0, 0
+        self.cpu_s: float | None = None  # the decode process's CPU seconds, once it has finished
 
     @property
     def info(self) -> VideoInfo:
@@ -89,6 +97,7 @@ class DecodeProcessSource(Closable):
         self._child.expected_end = True
 
     def _receive(self) -> Decoded | None:
+        """The next frame's message; None at the end (or once closed)."""
         try:
             while not self._frames.poll(POLL):
                 if self._closed:
@@ -101,6 +110,9 @@ class DecodeProcessSource(Closable):
             raise self._child.ended() from None
         if isinstance(message, Failed):
             raise SourceError(message.text)
+        if isinstance(message, Finished):
+            self.cpu_s = message.cpu_s
+            return None
         return message
 
     def close(self) -> None:
@@ -113,7 +125,8 @@ class DecodeProcessSource(Closable):
 
 
 def _decode(path: str, layout: Layout, free, frames, stop) -> None:
-    """The child: decode ``path`` into free slots, sending a :class:`Decoded` for each, then None."""
+    """The child: decode ``path`` into free slots, sending a :class:`Decoded` for each, then
+    :class:`Finished`."""
     with attached(layout) as views, frames:
         _decode_into(path, views, free, frames, stop)
 
@@ -128,7 +141,7 @@ def _decode_into(path: str, views, free, frames, stop) -> None:
                     return
                 copy = _timed(np.copyto, views[slot], frame.value.image)
                 frames.send(Decoded(slot, frame.value.index, frame.value.time, frame.ms + copy.ms))
-        frames.send(None)
+        frames.send(Finished(round(time.process_time(), 3)))
     except (BrokenPipeError, EOFError):  # the parent is gone or stopped reading
         pass
     except Exception as error:  # noqa: BLE001 - sent to the parent as its one line
