@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="CLI runs of each way, alternating")
     parser.add_argument("--out", default=str(OUT / "io_processes.json"))
     args = parser.parse_args(argv)
-    args.compile = False
+    args.compile, args.threads = False, None
     clip, note = prepare_clip(0 if args.source else args.frames, args.source)
     with tempfile.TemporaryDirectory(prefix="bench_io_") as tmp:
         folder = Path(tmp)
