@@ -242,10 +242,9 @@ class PoseEstimator:
             return flat.index_select(0, index).reshape(n, out_h, out_w, 3).to(torch.float32)
 
         wx_, wy_ = wx[:, None, :, None], wy[:, :, None, None]
-        top_left, bottom_left = sample(y0, x0), sample(y1, x0)
-        top = sample(y0, x1).sub_(top_left).mul_(wx_).add_(top_left)  # in place: fewer passes over memory
-        values = sample(y1, x1).sub_(bottom_left).mul_(wx_).add_(bottom_left)
-        values.sub_(top).mul_(wy_).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
+        top = sample(y0, x0).lerp_(sample(y0, x1), wx_)  # one pass each (the CPU path's arithmetic)
+        values = sample(y1, x0).lerp_(sample(y1, x1), wx_)
+        values = top.lerp_(values, wy_).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
         inside = (y_ok[:, :, None] & x_ok[:, None, :]).unsqueeze(-1)
         values.mul_(inside)  # 0 outside the image, no blending across the border
         # rescale and normalise in one step: x·(factor/std) − mean/std
@@ -305,9 +304,9 @@ class PoseEstimator:
             np.copyto(floats[:, :count], corners[:, :count].reshape(4, count, out_h, out_w * 3))
             g = torch.from_numpy(floats[:, :count])
             wx_i, wy_i = wx_[first:last], wy_[first:last]
-            top = g[1].sub_(g[0]).mul_(wx_i).add_(g[0])
-            values = g[3].sub_(g[2]).mul_(wx_i).add_(g[2])
-            values.sub_(top).mul_(wy_i).add_(top).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
+            top = g[0].lerp_(g[1], wx_i)  # torch.lerp: one pass over memory, the gather path's arithmetic
+            values = g[2].lerp_(g[3], wx_i)
+            values = top.lerp_(values, wy_i).add_(0.5).floor_()  # bilinear, then uint8 rounding (half up)
             # rescale and normalise in one step, written straight into the channels-first batch
             torch.addcmul(self._shift, values.view(-1, out_h, out_w, 3), self._scale,
                           out=out[first:last].permute(0, 2, 3, 1))
