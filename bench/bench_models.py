@@ -35,10 +35,12 @@ OUT = Path(__file__).resolve().parent / "out"
 
 # ViTPose backbones as in the paper (Xu et al. 2022, table 1): hidden size, layers, heads.
 VITPOSE_SIZES = {"S": (384, 12, 12), "B": (768, 12, 12), "L": (1024, 24, 16), "H": (1280, 32, 16)}
-# RT-DETR ResNet-vd backbones: layer type, widths, depths (the R18 and R50 checkpoints' configs).
+# RT-DETR ResNet-vd backbones: layer type, widths, depths, encoder inputs, decoder layers and the
+# encoder's hidden expansion (transformers' conversion script for the R18 and R50 checkpoints;
+# R18's 0.5 was missing before 2026-11-29, which made it ~1.5x too heavy: 92.5 against 61 GFLOP).
 RTDETR_SIZES = {
-    "R18": ("basic", [64, 128, 256, 512], [2, 2, 2, 2], [128, 256, 512], 3),
-    "R50": ("bottleneck", [256, 512, 1024, 2048], [3, 4, 6, 3], [512, 1024, 2048], 6),
+    "R18": ("basic", [64, 128, 256, 512], [2, 2, 2, 2], [128, 256, 512], 3, 0.5),
+    "R50": ("bottleneck", [256, 512, 1024, 2048], [3, 4, 6, 3], [512, 1024, 2048], 6, 1.0),
 }
 
 
@@ -60,14 +62,14 @@ def vitpose(size: str, attention: str):
 def rtdetr(size: str):
     from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrResNetConfig
 
-    layer_type, widths, depths, encoder_in, decoder_layers = RTDETR_SIZES[size]
+    layer_type, widths, depths, encoder_in, decoder_layers, expansion = RTDETR_SIZES[size]
     backbone = RTDetrResNetConfig(
         layer_type=layer_type, hidden_sizes=widths, depths=depths, out_features=["stage2", "stage3", "stage4"]
     )
     labels = {0: "person", **{i: f"class_{i}" for i in range(1, 80)}}
     config = RTDetrConfig(
         backbone_config=backbone, encoder_in_channels=encoder_in, decoder_layers=decoder_layers,
-        id2label=labels, label2id={v: k for k, v in labels.items()},
+        hidden_expansion=expansion, id2label=labels, label2id={v: k for k, v in labels.items()},
     )  # fmt: skip
     return RTDetrForObjectDetection(config).eval()
 
