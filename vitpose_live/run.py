@@ -203,9 +203,11 @@ class _Loop:
     def _canvas(self, image: np.ndarray) -> np.ndarray:
         """What to draw on: a file's frame itself (nothing reads its pixels once its result is
         here: a copy of a 1080p frame is a millisecond), a copy of a live one (the detector thread
-        may still be reading it) or of one that is not ours to write."""
+        may still be reading it), of one that is not ours to write, or of one a scene sink will
+        draw on itself."""
         image = np.asarray(image)
-        return image if not self.options.live and image.flags.writeable else image.copy()
+        mine = not self.options.live and not self.outputs.scenes and image.flags.writeable
+        return image if mine else image.copy()
 
     def _one(self, result: Result, stats: PipelineStats) -> bool:
         frame, poses = result.frame, result.poses
