@@ -426,10 +426,11 @@ class EngineStages(Side):
         self.annotator = PoseAnnotator(kpt_threshold=ns.kpt_threshold, show_boxes=ns.show_boxes)
 
     def open(self) -> None:
+        from vitpose_live.device import decode_threads
         from vitpose_live.sinks import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
-        self.source = VideoFileSource(self.clip)
+        self.source = VideoFileSource(self.clip, threads=decode_threads(self.engine.pose.device))  # as the CLI
         info = self.source.info
         self.sink = VideoFileSink(
             self.out_path, width=info.width, height=info.height, fps=info.fps,

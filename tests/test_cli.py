@@ -55,6 +55,18 @@ def test_a_clip_with_audio_becomes_an_annotated_h264_video_with_its_audio_and_ke
     assert len(persons[0]["keypoints"]) == 17 and len(persons[0]["keypoints"][0]) == 3 and len(persons[0]["box"]) == 4
 
 
+def test_a_video_for_models_on_the_cpu_is_decoded_on_the_reading_thread_whose_cores_they_share(tmp_path):
+    from vitpose_live import cli
+    from vitpose_live.sources import classify
+
+    clip = make_clip(tmp_path / "in.mp4", width=64, height=48, frames=3, audio=False)
+    args = cli.build_parser().parse_args(["--source", str(clip), "--device", "cpu"])
+
+    with cli.open_input(args, classify(str(clip))) as source:
+        assert source.threads == 1
+        assert len(list(source)) == 3
+
+
 @pytest.mark.parametrize("name,audio", [("a.mp4", "aac"), ("b.avi", "mp3")])
 def test_the_clips_bundled_with_gradio_keep_frame_count_fps_size_and_audio(run_cli, tmp_path, name, audio):
     clip = GRADIO_VIDEOS / name

@@ -10,7 +10,7 @@ from test_pose import awkward_boxes, natural_image, reference_keypoints, xywh
 from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
 
 from vitpose_live.detector import PersonDetector
-from vitpose_live.device import image_to_device, resolve
+from vitpose_live.device import decode_threads, image_to_device, resolve
 from vitpose_live.engine import PoseEngine
 from vitpose_live.pose import PoseEstimator
 from vitpose_live.types import Frame
@@ -29,6 +29,10 @@ def gpu_estimator():
 def test_auto_means_fp16_on_cuda():
     placement = resolve("auto", "auto")
     assert placement.device.type == "cuda" and placement.dtype == torch.float16
+
+
+def test_video_files_keep_ffmpegs_decode_threads_when_the_models_run_on_the_gpu():
+    assert decode_threads("cuda") is None and decode_threads("auto") is None
 
 
 @pytest.mark.parametrize("height,width", SIZES)

@@ -130,6 +130,24 @@ def test_real_clips_decode_completely_with_increasing_times(name, width, height,
     assert got[-1].time == pytest.approx(info.duration - 1 / 30, abs=0.04)
 
 
+def test_decoding_on_the_reading_thread_gives_the_same_frames_as_ffmpegs_threads():
+    clip = GRADIO_VIDEOS / "a.mp4"
+    with VideoFileSource(clip) as threaded, VideoFileSource(clip, threads=1) as single:
+        pairs = list(zip(itertools.islice(threaded, 12), itertools.islice(single, 12), strict=True))
+
+    assert (threaded.threads, single.threads) == (None, 1)
+    assert len(pairs) == 12
+    for a, b in pairs:
+        assert (a.index, a.time) == (b.index, b.time)
+        assert np.array_equal(a.image, b.image)
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_a_video_cannot_decode_on_no_threads(clips, threads):
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        VideoFileSource(clips["silent.mp4"], threads=threads)
+
+
 def test_a_full_hd_clip_is_described_without_decoding_it_all():
     with VideoFileSource(GRADIO_VIDEOS / "a.mp4") as source:
         info = source.info

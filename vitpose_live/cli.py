@@ -225,16 +225,20 @@ def engine_options(args: argparse.Namespace, *, live: bool):
 
 def open_input(args: argparse.Namespace, spec):
     """The source ``spec`` names; with ``--io-processes`` a video file is decoded in a process of
-    its own (then :func:`open_outputs` draws and encodes in another)."""
+    its own (then :func:`open_outputs` draws and encodes in another). A video file is decoded on
+    the threads :func:`~vitpose_live.device.decode_threads` gives for the models' device."""
+    from .device import decode_threads
     from .sources import open_source
     from .sources.spec import SourceKind
 
+    options = {}
+    if spec.kind is SourceKind.VIDEO:
+        options["threads"] = decode_threads(args.device)
     if args.io_processes and spec.kind is SourceKind.VIDEO and not args.realtime:
         from .sources.decode_process import DecodeProcessSource
 
         # room for the frames in flight: two batches queued for the model, one in it, some drawn
-        return DecodeProcessSource(spec.text, slots=2 * (args.batch or 8) + 4)
-    options = {}
+        return DecodeProcessSource(spec.text, slots=2 * (args.batch or 8) + 4, **options)
     if spec.kind is SourceKind.CAMERA:
         if args.camera_size:
             options["width"], options["height"] = camera_size(args)

@@ -97,6 +97,14 @@ def resolve(device: str | torch.device = "auto", dtype: str | torch.dtype = "aut
     return Placement(resolved, resolve_dtype(dtype, resolved))
 
 
+def decode_threads(device: str | torch.device = "auto") -> int | None:
+    """Threads for decoding a video file next to models on ``device``: one (decode and the
+    conversion to RGB on the reading thread) when the models run on the CPU, whose cores they keep
+    busy, so FFmpeg's own threads only add work (on 2 cores about 1 ms of CPU per 1080p frame,
+    bench/RESULTS.md); FFmpeg's choice (None) when they run on a GPU."""
+    return 1 if resolve_device(device).type == "cpu" else None
+
+
 def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A CPU tensor on ``device`` without making the host wait: on CUDA the copy goes through pinned
     memory and is queued (a plain copy from pageable memory synchronises the stream)."""

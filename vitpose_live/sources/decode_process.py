@@ -47,15 +47,15 @@ class DecodeProcessSource(Closable):
     kind = SourceKind.VIDEO
     is_live = False
 
-    def __init__(self, path: str | Path, *, slots: int) -> None:
+    def __init__(self, path: str | Path, *, slots: int, threads: int | None = None) -> None:
         self.path = Path(path)
-        with VideoFileSource(self.path) as probe:
+        with VideoFileSource(self.path, threads) as probe:
             self._info = probe.info
         self.ring = SharedFrames(slots, self._info.height, self._info.width)
         self._stop = CONTEXT.Event()
         receiver, sender = CONTEXT.Pipe(duplex=False)
-        self._child = Child("decode", SourceError, _decode, (str(self.path), self.ring.layout, self.ring.free,
-                                                             sender, self._stop))
+        self._child = Child("decode", SourceError, _decode, (str(self.path), threads, self.ring.layout,
+                                                             self.ring.free, sender, self._stop))
         self.ring.watched.append(self._child)
         try:
             self._child.start()
@@ -124,16 +124,16 @@ class DecodeProcessSource(Closable):
             self.ring.unlink()
 
 
-def _decode(path: str, layout: Layout, free, frames, stop) -> None:
-    """The child: decode ``path`` into free slots, sending a :class:`Decoded` for each, then
-    :class:`Finished`."""
+def _decode(path: str, threads: int | None, layout: Layout, free, frames, stop) -> None:
+    """The child: decode ``path`` (on ``threads``) into free slots, sending a :class:`Decoded`
+    for each, then :class:`Finished`."""
     with attached(layout) as views, frames:
-        _decode_into(path, views, free, frames, stop)
+        _decode_into(path, threads, views, free, frames, stop)
 
 
-def _decode_into(path: str, views, free, frames, stop) -> None:
+def _decode_into(path: str, threads: int | None, views, free, frames, stop) -> None:
     try:
-        with VideoFileSource(path) as source:
+        with VideoFileSource(path, threads) as source:
             decoding = iter(source)
             while (frame := _timed(next, decoding, None)).value is not None:
                 slot = take_free(free, stop)

@@ -17,7 +17,7 @@ def open_source(spec: SourceSpec | str | int | os.PathLike, **options) -> Source
     """The source ``spec`` names (see :func:`~.spec.classify`; a :class:`SourceSpec` is used as
     it is), built with ``options``: those of :class:`CameraSource`, :class:`StreamSource`,
     :class:`FolderSource` or :class:`SyntheticSource` (which override the spec's own
-    ``synthetic:key=value`` options). Image and video files take no options.
+    ``synthetic:key=value`` options), or a video file's ``threads``. An image takes no options.
     """
     if not isinstance(spec, SourceSpec):
         spec = classify(spec)
@@ -30,8 +30,11 @@ def open_source(spec: SourceSpec | str | int | os.PathLike, **options) -> Source
         return StreamSource(text, **options)
     if kind is SourceKind.FOLDER:
         return FolderSource(text, **options)
-    if options:
-        raise TypeError(f"a file source takes no options, got {', '.join(sorted(options))}")
+    allowed = set() if kind is SourceKind.IMAGE else {"threads"}
+    if set(options) - allowed:
+        takes = "no options" if not allowed else "only threads"
+        raise TypeError(f"{'an image' if not allowed else 'a video file'} source takes {takes}, "
+                        f"got {', '.join(sorted(options))}")
     if kind is SourceKind.IMAGE:
         return ImageSource(text)
-    return VideoFileSource(text)
+    return VideoFileSource(text, **options)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class VideoFileSource(Closable):
-    """The frames of a video file, decoded with PyAV on FFmpeg's own threads.
+    """The frames of a video file, decoded with PyAV: on FFmpeg's own threads, or with
+    ``threads=1`` on the thread that iterates (decode and the conversion to RGB alike).
 
     Opening decodes the first frame, so a file that is missing, not media, without a video
     stream or without a single decodable frame fails here with :class:`SourceError`. Frames come
@@ -33,10 +34,13 @@ class VideoFileSource(Closable):
     kind = SourceKind.VIDEO
     is_live = False
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1 (None: FFmpeg's choice), got {threads}")
         self.path = Path(path)
         self._name = str(path)
-        self._container, self._stream = _open_video(self.path)
+        self._threads = threads
+        self._container, self._stream = _open_video(self.path, threads)
         try:
             self._reader = _Reader(self._container, self._stream, self._name)
             first = next(self._reader, None)
@@ -55,12 +59,17 @@ class VideoFileSource(Closable):
     def info(self) -> VideoInfo:
         return self._info
 
+    @property
+    def threads(self) -> int | None:
+        """The threads it decodes on (None: FFmpeg's choice)."""
+        return self._threads
+
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise SourceError(f"'{self._name}' is closed")
         if self._first is None:  # iterated before: decode again from the start
             self._container.close()
-            self._container, self._stream = _open_video(self.path)
+            self._container, self._stream = _open_video(self.path, self._threads)
             self._reader = _Reader(self._container, self._stream, self._name)
             first = next(self._reader, None)
         else:
@@ -77,7 +86,7 @@ class VideoFileSource(Closable):
         pending: av.VideoFrame | None = first
         index = 0
         while pending is not None:
-            image = pending.to_ndarray(format="rgb24")
+            image = pending.to_ndarray(format="rgb24", threads=self._threads or 0)
             if turns:
                 image = np.rot90(image, turns)
             if pending.pts is not None and pending.time_base is not None and start is not None:
@@ -130,7 +139,7 @@ class _Reader:
         return self._queue.pop(0)
 
 
-def _open_video(path: Path):
+def _open_video(path: Path, threads: int | None = None):
     name = str(path)
     if not path.exists():
         raise SourceError(f"cannot open video '{name}': file not found")
@@ -147,7 +156,11 @@ def _open_video(path: Path):
         container.close()
         raise SourceError(f"'{name}' is not a video (no video stream)")
     stream = moving[0]
-    stream.thread_type = "AUTO"
+    if threads is None:
+        stream.thread_type = "AUTO"
+    else:
+        stream.thread_type = "NONE" if threads == 1 else "AUTO"
+        stream.codec_context.thread_count = threads
     return container, stream
 
 
@@ -248,9 +261,9 @@ class ImageSource(Closable):
         pass
 
 
-def open_file_source(path: str | Path) -> VideoFileSource | ImageSource:
+def open_file_source(path: str | Path, threads: int | None = None) -> VideoFileSource | ImageSource:
     """An :class:`ImageSource` for what :func:`~.spec.classify` calls an image (an image
-    extension, or a GIF of one frame), else a :class:`VideoFileSource`."""
+    extension, or a GIF of one frame), else a :class:`VideoFileSource` decoding on ``threads``."""
     if _file_kind(path) is SourceKind.IMAGE:
         return ImageSource(path)
-    return VideoFileSource(path)
+    return VideoFileSource(path, threads)

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from ..device import decode_threads
 from ..engine import build_engine
 from ..exports import KeypointsCsvSink
 from ..loading import ModelLoadError
@@ -123,7 +124,7 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
     name = path.name
     check_video_size(path, name, limits)
     try:
-        source = VideoFileSource(path)
+        source = VideoFileSource(path, threads=decode_threads(models.device))
     except SourceError as error:
         raise gr.Error(str(error).replace(str(path), name)) from None
     started = time.monotonic()
