@@ -9,6 +9,7 @@ from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
 
 from vitpose_live import Poses
 from vitpose_live.loading import ModelLoadError
+from vitpose_live.heatmaps import _decode_on_device, decode_heatmaps
 from vitpose_live.pose import EXPERTS, PoseEstimator, resolve_expert
 from vitpose_live.skeletons import skeleton_for
 
@@ -97,6 +98,25 @@ def test_keypoints_from_identical_heatmaps_match_the_reference(estimator, pose_m
         poses = estimator.postprocess(maps, boxes)
         assert np.abs(poses.keypoints - keypoints).max() <= 0.05
         assert np.abs(poses.scores - scores).max() <= 1e-5
+
+
+def edge_case_heatmaps(rng, n, k, height, width):
+    """Noise; the same with every maximum <= 0 (the reference's (-1,-1) keypoints); and peaks on
+    the first and last pixels, where DARK's neighbours are clamped and its blur reflects."""
+    noise = rng.normal(size=(n, k, height, width)).astype(np.float32)
+    cornered = noise.copy()
+    cornered[:, ::2, 0, 0], cornered[:, 1::2, -1, -1] = 9.0, 11.0
+    return [noise, noise - noise.max(axis=(2, 3), keepdims=True) * 0.99 - 0.1, cornered]
+
+
+@pytest.mark.parametrize(("n", "k", "height", "width"), [(5, 17, 64, 48), (3, 133, 64, 48), (2, 4, 1, 3), (1, 2, 5, 2), (0, 17, 64, 48)])
+def test_the_cpu_keypoint_decoding_equals_the_device_decoding_bit_for_bit(rng, n, k, height, width):
+    """NumPy on a CPU (decode_heatmaps_numpy), tensor ops on every other device (run here on the CPU)."""
+    for maps in edge_case_heatmaps(rng, n, k, height, width):
+        coords, scores = decode_heatmaps(torch.from_numpy(maps))
+        expected_coords, expected_scores = _decode_on_device(torch.from_numpy(maps))
+        assert coords.shape == (n, k, 2) and scores.shape == (n, k)
+        assert torch.equal(coords, expected_coords) and torch.equal(scores, expected_scores)
 
 
 def test_keypoints_of_peaked_heatmaps_land_on_the_peaks(estimator):
