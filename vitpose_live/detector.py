@@ -223,12 +223,13 @@ class PersonDetector:
             else:
                 resized = F.interpolate(pixels.float(), size=(out_h, out_w), mode=self.resize.mode, antialias=True)
                 pixels = resized.round_().clamp_(0, 255)
-        # float32 and channels-last in one pass (the uint8 resize returns channels-first), then
-        # the same arithmetic as the reference's in place
+        # float32, channels-last (the uint8 resize returns channels-first) and rescaled in one
+        # pass, then the rest of the reference's arithmetic in place
         values = torch.empty(pixels.shape, dtype=torch.float32, device=pixels.device, memory_format=torch.channels_last)
-        values.copy_(pixels)
         if self.resize.do_rescale:
-            values.mul_(self.resize.rescale_factor)
+            torch.mul(pixels, self.resize.rescale_factor, out=values)  # converted and rescaled in one pass
+        else:
+            values.copy_(pixels)
         if self.resize.do_normalize:
             values.sub_(self._mean).div_(self._std)
         return values.to(self.placement.dtype)

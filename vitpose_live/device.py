@@ -98,10 +98,11 @@ def resolve(device: str | torch.device = "auto", dtype: str | torch.dtype = "aut
 
 
 def decode_threads(device: str | torch.device = "auto") -> int | None:
-    """Threads for decoding a video file next to models on ``device``: one (decode and the
-    conversion to RGB on the reading thread) when the models run on the CPU, whose cores they keep
-    busy, so FFmpeg's own threads only add work (on 2 cores about 1 ms of CPU per 1080p frame,
-    bench/RESULTS.md); FFmpeg's choice (None) when they run on a GPU."""
+    """Threads for decoding a video file next to models on ``device``: FFmpeg's choice (None) when
+    they run on a GPU; on the CPU, whose cores the models keep busy, one: decode and the conversion
+    to RGB on the reading thread. FFmpeg's own threads only add work there (on 2 cores 0.4-0.6 ms
+    more CPU per 1080p frame, and a decode stage that waits on threads the models hold,
+    bench/RESULTS.md)."""
     return 1 if resolve_device(device).type == "cpu" else None
 
 
