@@ -426,7 +426,7 @@ class EngineStages(Side):
         self.annotator = PoseAnnotator(kpt_threshold=ns.kpt_threshold, show_boxes=ns.show_boxes)
 
     def open(self) -> None:
-        from vitpose_live.device import decode_threads
+        from vitpose_live.device import background_io, decode_threads
         from vitpose_live.sinks import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
@@ -434,7 +434,7 @@ class EngineStages(Side):
         info = self.source.info
         self.sink = VideoFileSink(
             self.out_path, width=info.width, height=info.height, fps=info.fps,
-            audio_from=self.clip if info.has_audio else None,
+            audio_from=self.clip if info.has_audio else None, background=background_io(self.engine.pose.device, live=False),
         )  # fmt: skip
         self.frame_iter = iter(self.source)
 

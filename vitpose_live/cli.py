@@ -227,7 +227,7 @@ def open_input(args: argparse.Namespace, spec):
     """The source ``spec`` names; with ``--io-processes`` a video file is decoded in a process of
     its own (then :func:`open_outputs` draws and encodes in another). A video file is decoded on
     the threads :func:`~vitpose_live.device.decode_threads` gives for the models' device."""
-    from .device import decode_threads
+    from .device import background_io, decode_threads
     from .sources import open_source
     from .sources.spec import SourceKind
 
@@ -238,7 +238,8 @@ def open_input(args: argparse.Namespace, spec):
         from .sources.decode_process import DecodeProcessSource
 
         # room for the frames in flight: two batches queued for the model, one in it, some drawn
-        return DecodeProcessSource(spec.text, slots=2 * (args.batch or 8) + 4, **options)
+        return DecodeProcessSource(spec.text, slots=2 * (args.batch or 8) + 4,
+                                   background=background_io(args.device, live=False), **options)
     if spec.kind is SourceKind.CAMERA:
         if args.camera_size:
             options["width"], options["height"] = camera_size(args)
@@ -252,6 +253,7 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool, 
     video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
     from .run import Outputs
     from .exports import open_keypoints_sink
+    from .device import background_io
     from .sinks import ImageFileSink, VideoFileSink, keypoints_header
     from .sources.decode_process import DecodeProcessSource
     from .sources.spec import SourceKind
@@ -263,7 +265,8 @@ def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool, 
             outputs.pictures.append(ImageFileSink(args.output))
         elif args.output:
             audio = args.source if info.has_audio and not live else None
-            size = {"width": info.width, "height": info.height, "fps": info.fps or 30.0}
+            size = {"width": info.width, "height": info.height, "fps": info.fps or 30.0,
+                    "background": background_io(engine.pose.device, live=live)}
             if isinstance(source, DecodeProcessSource):
                 from .render_process import RenderProcessSink, VideoSettings
 

@@ -106,6 +106,13 @@ def decode_threads(device: str | torch.device = "auto") -> int | None:
     return 1 if resolve_device(device).type == "cpu" else None
 
 
+def background_io(device: str | torch.device = "auto", *, live: bool) -> bool:
+    """Whether a run's decode and encode threads give way to the models (:mod:`.priority`): for
+    files when the models run on the CPU. A live source keeps its priority: its frames must not
+    wait."""
+    return not live and resolve_device(device).type == "cpu"
+
+
 def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A CPU tensor on ``device`` without making the host wait: on CUDA the copy goes through pinned
     memory and is queued (a plain copy from pageable memory synchronises the stream)."""

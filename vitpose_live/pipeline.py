@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .errors import VitposeError, one_line
+from .priority import lower_this_thread
 from .types import Frame
 
 _POLL = 0.05  # seconds between checks of the stop event in blocking calls
@@ -162,6 +163,7 @@ class Pipeline:
     producers). ``process(frame) -> result`` runs on the inference thread; results come out in
     order on the caller's thread (where the window and sinks live). With ``batch`` > 1 (FIFO
     only, for files) ``process_batch(frames) -> results`` gets up to ``batch`` frames at a time.
+    With ``background_capture`` the capture thread runs below normal priority (:mod:`.priority`).
     """
 
     def __init__(
@@ -174,12 +176,14 @@ class Pipeline:
         realtime_fps: float | None = None,
         batch: int = 1,
         process_batch: Callable[[list[Frame]], list] | None = None,
+        background_capture: bool = False,
     ):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if batch > 1 and (policy is not Policy.FIFO or process_batch is None):
             raise ValueError("batches need the FIFO policy and a process_batch function")
         self._source = source
+        self._background_capture = background_capture
         self._process = process
         self._process_batch = process_batch
         self.batch = batch
@@ -264,6 +268,8 @@ class Pipeline:
             self._stop.set()
 
     def _capture(self) -> None:
+        if self._background_capture:
+            lower_this_thread()
         source = self._opened = self._source() if callable(self._source) else self._source
         interval = 1.0 / self.realtime_fps if self.realtime_fps else 0.0
         next_at = time.monotonic()

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .output_paths import SinkError
+from .priority import lower_this_thread
 from .render import HudAnnotator, PoseAnnotator
 from .shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, parent_alive
 from .types import Frame, Poses
@@ -35,6 +36,7 @@ class VideoSettings:
     height: int
     fps: float | Fraction
     audio_from: str | None = None
+    background: bool = False  # the whole child below normal priority (vitpose_live/priority.py)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
             hud: HudAnnotator | None) -> None:
     """The child: open the video, then draw and encode each scene until told to close or abort
     (or the parent is gone: the partial file is removed)."""
+    if video.background:
+        lower_this_thread()  # before x264 starts its threads, which inherit it
     with attached(layout) as views, conn:
         _draw_and_encode(views, free, conn, video, annotator, hud)
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .device import background_io
 from .engine import PoseEngine, Result, warm_up
 from .interrupts import held
 from .pipeline import Pipeline, PipelineStats, Policy
@@ -170,7 +171,8 @@ def _pipeline(source, engine: PoseEngine, options: RunOptions) -> Pipeline:
 
     return Pipeline(source, process, policy=Policy.LATEST if options.live else Policy.FIFO,
                     realtime_fps=options.realtime_fps, batch=batch,
-                    process_batch=process_batch if batch > 1 else None)
+                    process_batch=process_batch if batch > 1 else None,
+                    background_capture=background_io(engine.pose.device, live=options.live))
 
 
 class _Loop:

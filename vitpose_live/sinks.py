@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .output_paths import IMAGE_OUTPUT_EXTENSIONS, VIDEO_EXTENSIONS, SinkError, _os_reason, check_writable  # noqa: F401
+from .priority import made_in_background
 from .text_sink import TextSink
 from .types import Poses
 
@@ -34,7 +35,8 @@ class VideoFileSink:
     Frames are RGB uint8 ``height x width x 3``. H.264 in ``yuv420p`` cannot store an odd width or
     height (chroma is subsampled by 2 and the format has no one-pixel crop), so an odd size is
     padded by repeating the last column / row: 641x479 is stored as 642x480, the picture itself
-    untouched. :attr:`coded_size` is the stored size.
+    untouched. :attr:`coded_size` is the stored size. With ``background`` the encoder's threads
+    run below normal priority (:mod:`~vitpose_live.priority`: next to models on the same CPU).
 
     ``write(image, time)`` takes the frame's presentation time in seconds from the start of the
     source (``Frame.time``), so variable frame rates and gaps survive; ``None`` means "next frame
@@ -61,6 +63,7 @@ class VideoFileSink:
         time_base: Fraction | None = None,
         crf: int = 23,
         preset: str = "veryfast",
+        background: bool = False,
     ) -> None:
         self.path = Path(path)
         if width <= 0 or height <= 0:
@@ -85,26 +88,30 @@ class VideoFileSink:
         self._audio: _AudioCopy | None = None
         self._container = None
         try:
-            with open(self.path, "wb"):  # clear errors (ENOENT, EACCES...) before FFmpeg's
-                pass
-            self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
-            self._video = self._container.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(crf), "preset": preset}
-            )
-            self._video.width, self._video.height = self.coded_size
-            self._video.pix_fmt = "yuv420p"
-            self._video.codec_context.thread_type = "FRAME"  # x264 frame threads: throughput on many cores
-            self._video.codec_context.time_base = self.time_base
-            self._video.codec_context.colorspace = 6  # BT.601 (SMPTE 170M): what swscale converts with
-            self._video.codec_context.color_range = 1  # limited ("tv") range
-            if audio_from is not None:
-                self._audio = _AudioCopy.open(Path(audio_from), self._container)
-            self._container.start_encoding()
+            if background:  # x264's threads inherit the lowered priority of the thread that opens it
+                made_in_background(lambda: self._open(crf, preset, audio_from))
+            else:
+                self._open(crf, preset, audio_from)
         except BaseException as error:
             self._abort_quietly()
             if isinstance(error, (OSError, av.error.FFmpegError)):
                 raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
             raise
+
+    def _open(self, crf: int, preset: str, audio_from: str | Path | None) -> None:
+        with open(self.path, "wb"):  # clear errors (ENOENT, EACCES...) before FFmpeg's
+            pass
+        self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
+        self._video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(crf), "preset": preset})
+        self._video.width, self._video.height = self.coded_size
+        self._video.pix_fmt = "yuv420p"
+        self._video.codec_context.thread_type = "FRAME"  # x264 frame threads: throughput on many cores
+        self._video.codec_context.time_base = self.time_base
+        self._video.codec_context.colorspace = 6  # BT.601 (SMPTE 170M): what swscale converts with
+        self._video.codec_context.color_range = 1  # limited ("tv") range
+        if audio_from is not None:
+            self._audio = _AudioCopy.open(Path(audio_from), self._container)
+        self._container.start_encoding()
 
     @property
     def has_audio(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..priority import lower_this_thread
 from ..shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, take_free
 from ..types import Frame
 from .base import Closable, SourceError, VideoInfo
@@ -42,20 +43,22 @@ class DecodeProcessSource(Closable):
     :class:`VideoFileSource`. A frame's ``image`` is its slot itself when a render process takes
     the slots over (``ring.hand_over``), else a copy and the slot is free at once. A child that
     dies or fails ends the iteration with a one-line :class:`SourceError`. Iterated once.
+    ``threads``: the decoder's (see :class:`VideoFileSource`); ``background``: the child runs
+    below normal priority (:mod:`~vitpose_live.priority`).
     """
 
     kind = SourceKind.VIDEO
     is_live = False
 
-    def __init__(self, path: str | Path, *, slots: int, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, slots: int, threads: int | None = None, background: bool = False) -> None:
         self.path = Path(path)
         with VideoFileSource(self.path, threads) as probe:
             self._info = probe.info
         self.ring = SharedFrames(slots, self._info.height, self._info.width)
         self._stop = CONTEXT.Event()
         receiver, sender = CONTEXT.Pipe(duplex=False)
-        self._child = Child("decode", SourceError, _decode, (str(self.path), threads, self.ring.layout,
-                                                             self.ring.free, sender, self._stop))
+        self._child = Child("decode", SourceError, _decode, (str(self.path), threads, background,
+                                                             self.ring.layout, self.ring.free, sender, self._stop))
         self.ring.watched.append(self._child)
         try:
             self._child.start()
@@ -124,9 +127,11 @@ class DecodeProcessSource(Closable):
             self.ring.unlink()
 
 
-def _decode(path: str, threads: int | None, layout: Layout, free, frames, stop) -> None:
-    """The child: decode ``path`` (on ``threads``) into free slots, sending a :class:`Decoded`
-    for each, then :class:`Finished`."""
+def _decode(path: str, threads: int | None, background: bool, layout: Layout, free, frames, stop) -> None:
+    """The child: decode ``path`` (on ``threads``; below normal priority with ``background``) into
+    free slots, sending a :class:`Decoded` for each, then :class:`Finished`."""
+    if background:
+        lower_this_thread()
     with attached(layout) as views, frames:
         _decode_into(path, threads, views, free, frames, stop)
 

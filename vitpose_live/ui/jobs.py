@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from ..device import decode_threads
+from ..device import background_io, decode_threads
 from ..engine import build_engine
 from ..exports import KeypointsCsvSink
 from ..loading import ModelLoadError
@@ -139,7 +139,8 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
         progress(0, desc="Loading the video")
         outputs = Outputs(
             [VideoFileSink(files[0], width=info.width, height=info.height, fps=info.fps,
-                           audio_from=path if info.has_audio else None)],
+                           audio_from=path if info.has_audio else None,
+                           background=background_io(engine.pose.device, live=False))],
             [KeypointsJsonlSink(files[1], header=header), KeypointsCsvSink(files[2], header=header)],
         )
         on_cuda = engine.pose.placement.is_cuda
