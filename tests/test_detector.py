@@ -324,3 +324,18 @@ def test_the_cpu_profiles_detector_kind_d_fine_matches_transformers_at_its_reduc
     detections = detector(image)
     assert len(detections) == len(reference) > 0
     assert np.abs(detections.boxes - reference).max() <= 1.0
+
+
+def test_a_bare_d_fine_without_a_processor_resizes_as_its_checkpoints_processor_says(rng):
+    """D-FINE's checkpoints ship RT-DETR's processor, which transformers' auto mapping does not
+    list for d_fine; a bare instance gets those defaults (640x640, rescaled, not normalised)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_cpu_profile import dfine
+
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    detector = PersonDetector(dfine("n"), device="cpu")
+    expected = detector_processor()(image, return_tensors="pt").pixel_values
+    assert torch.equal(detector.preprocess(image), expected)

@@ -274,11 +274,18 @@ def _instance_settings(processor) -> dict[str, Any]:
     return settings
 
 
+# Model types whose checkpoints ship another type's processor and that transformers' auto mapping
+# does not list: the D-FINE and RT-DETRv2 checkpoints' preprocessor_config.json name RT-DETR's.
+_PROCESSOR_OF = {"d_fine": "rt_detr", "rt_detr_v2": "rt_detr"}
+
+
 def default_processor_class(model_type: str) -> str | None:
     """The name of transformers' default image processor class for a model type (no torchvision needed)."""
     from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
 
-    names = IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type)
+    names = IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or IMAGE_PROCESSOR_MAPPING_NAMES.get(
+        _PROCESSOR_OF.get(model_type, "")
+    )
     if isinstance(names, dict):
         return names.get("pil") or next(iter(names.values()), None)
     if isinstance(names, (tuple, list)):
