@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from models import detector_processor, tiny_rtdetr
+from transformers import RTDetrImageProcessorPil
 from transformers.models.rt_detr.modeling_rt_detr import RTDetrObjectDetectionOutput
 
 from vitpose_live import Detections
@@ -336,6 +337,8 @@ def test_a_bare_d_fine_without_a_processor_resizes_as_its_checkpoints_processor_
     from bench_cpu_profile import dfine
 
     image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    detector = PersonDetector(dfine("n"), device="cpu")
-    expected = detector_processor()(image, return_tensors="pt").pixel_values
-    assert torch.equal(detector.preprocess(image), expected)
+    model = dfine("n")
+    bare = PersonDetector(model, device="cpu")
+    told = PersonDetector(model, processor=RTDetrImageProcessorPil(), device="cpu")
+    assert bare.resize == told.resize
+    assert torch.equal(bare.preprocess(image), told.preprocess(image))
