@@ -8,8 +8,8 @@ from models import AP10K_KEYPOINTS, pose_processor, tiny_vitpose
 from transformers.models.vitpose.modeling_vitpose import VitPoseEstimatorOutput
 
 from vitpose_live import Poses
-from vitpose_live.loading import ModelLoadError
 from vitpose_live.heatmaps import _decode_on_device, decode_heatmaps
+from vitpose_live.loading import ModelLoadError
 from vitpose_live.pose import EXPERTS, PoseEstimator, resolve_expert
 from vitpose_live.skeletons import skeleton_for
 

@@ -28,7 +28,8 @@ def thread_nices() -> dict[int, int]:
     nices = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            stat = open(f"/proc/self/task/{tid}/stat").read()
+            with open(f"/proc/self/task/{tid}/stat") as file:
+                stat = file.read()
         except FileNotFoundError:  # the thread ended meanwhile
             continue
         nices[int(tid)] = int(stat[stat.rindex(")") + 2 :].split()[16])  # field 19 of stat(5)

@@ -251,9 +251,9 @@ def open_input(args: argparse.Namespace, spec):
 def open_outputs(args: argparse.Namespace, spec, source, engine, *, live: bool, drawing: tuple):
     """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
     video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
-    from .run import Outputs
-    from .exports import open_keypoints_sink
     from .device import background_io
+    from .exports import open_keypoints_sink
+    from .run import Outputs
     from .sinks import ImageFileSink, VideoFileSink, keypoints_header
     from .sources.decode_process import DecodeProcessSource
     from .sources.spec import SourceKind
