@@ -23,16 +23,21 @@ from vitpose_live.types import Frame
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
 
 
+def nice_in(stat_path: str) -> int:
+    """The nice value in a /proc stat file (field 19 of proc(5), after the command's parentheses)."""
+    with open(stat_path) as file:
+        stat = file.read()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
 def thread_nices() -> dict[int, int]:
-    """Every thread of this process and its nice value, read from /proc."""
+    """Every thread of this process and its nice value."""
     nices = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/stat") as file:
-                stat = file.read()
+            nices[int(tid)] = nice_in(f"/proc/self/task/{tid}/stat")
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        nices[int(tid)] = int(stat[stat.rindex(")") + 2 :].split()[16])  # field 19 of stat(5)
     return nices
 
 
@@ -125,3 +130,19 @@ def test_the_command_line_encodes_a_file_next_to_models_on_the_cpu_in_the_backgr
         outputs.abort()
 
     assert encoder_nices == {BACKGROUND_NICE}
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_the_decode_process_gives_way_only_when_told(tmp_path, background):
+    from vitpose_live.sources.decode_process import DecodeProcessSource
+
+    clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=8, audio=False)
+    source = DecodeProcessSource(clip, slots=4, background=background)
+    frames = iter(source)
+    next(frames)  # the child has started decoding, so it has set its priority
+    child_nice = nice_in(f"/proc/{source._child.pid}/stat")
+    rest = list(frames)
+    source.close()
+
+    assert child_nice == (BACKGROUND_NICE if background else own_nice())
+    assert len(rest) == 7
