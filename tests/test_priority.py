@@ -133,16 +133,36 @@ def test_the_command_line_encodes_a_file_next_to_models_on_the_cpu_in_the_backgr
 
 
 @pytest.mark.parametrize("background", [True, False])
-def test_the_decode_process_gives_way_only_when_told(tmp_path, background):
+def test_the_decode_process_gives_way_with_all_its_threads_only_when_told(tmp_path, background):
     from vitpose_live.sources.decode_process import DecodeProcessSource
 
     clip = make_clip(tmp_path / "in.mp4", width=160, height=120, frames=8, audio=False)
     source = DecodeProcessSource(clip, slots=4, background=background)
     frames = iter(source)
     next(frames)  # the child has started decoding, so it has set its priority
-    child_nice = nice_in(f"/proc/{source._child.pid}/stat")
+    tasks = f"/proc/{source._child.pid}/task"
+    nices = {nice_in(f"{tasks}/{tid}/stat") for tid in os.listdir(tasks)}
     rest = list(frames)
     source.close()
 
-    assert child_nice == (BACKGROUND_NICE if background else own_nice())
+    assert nices == {BACKGROUND_NICE if background else own_nice()}
     assert len(rest) == 7
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_the_render_process_and_its_encoder_threads_give_way_only_when_told(tmp_path, background):
+    from vitpose_live.render import PoseAnnotator
+    from vitpose_live.render_process import RenderProcessSink, VideoSettings
+    from vitpose_live.sources.decode_process import DecodeProcessSource
+
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=4, audio=False)
+    source = DecodeProcessSource(clip, slots=4)
+    video = VideoSettings(str(tmp_path / "out.mp4"), width=320, height=240, fps=30, background=background)
+    sink = RenderProcessSink(source.ring, video, annotator=PoseAnnotator())  # returns once the child has opened x264
+    tasks = f"/proc/{sink._child.pid}/task"
+    nices = [nice_in(f"{tasks}/{tid}/stat") for tid in os.listdir(tasks)]
+    sink.abort()
+    source.close()
+
+    assert len(nices) > 1  # the child and x264's threads
+    assert set(nices) == {BACKGROUND_NICE if background else own_nice()}

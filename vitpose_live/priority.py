@@ -5,8 +5,8 @@ On 2 cores this made the command line 4.7 % faster on a 1080p file (5 pairs of r
 bench/RESULTS.md): without it, decode and x264's threads stretch the models' parallel regions.
 Only on Linux, where a nice value belongs to a thread (elsewhere ``setpriority`` would lower
 the whole process); a thread cannot raise its priority again, so only threads made for the
-purpose are lowered: the pipeline's capture thread, and a short-lived thread that opens the
-encoder, whose threads inherit its nice value.
+purpose are lowered: the pipeline's capture thread, a short-lived thread that opens the
+encoder, whose threads inherit its nice value, and the whole of the I/O processes.
 """
 
 from __future__ import annotations
@@ -33,6 +33,24 @@ def lower_this_thread() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICE)  # who=0: this thread, on Linux
         except OSError:  # a sandbox that forbids it: run at the priority we have
+            pass
+
+
+def lower_this_process() -> None:
+    """Every thread of this process, and those it starts from now on, at :data:`BACKGROUND_NICE`:
+    for a child process that does only I/O (library thread pools may have started while it
+    imported its modules)."""
+    if not can_lower_threads():
+        return
+    lower_this_thread()
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    for thread in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(thread), BACKGROUND_NICE)  # who: a thread id, on Linux
+        except OSError:  # ended meanwhile, or not allowed
             pass
 
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .output_paths import SinkError
-from .priority import lower_this_thread
+from .priority import lower_this_process
 from .render import HudAnnotator, PoseAnnotator
 from .shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, parent_alive
 from .types import Frame, Poses
@@ -175,7 +175,7 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
     """The child: open the video, then draw and encode each scene until told to close or abort
     (or the parent is gone: the partial file is removed)."""
     if video.background:
-        lower_this_thread()  # before x264 starts its threads, which inherit it
+        lower_this_process()  # before x264 starts its threads, which inherit it
     with attached(layout) as views, conn:
         _draw_and_encode(views, free, conn, video, annotator, hud)
 

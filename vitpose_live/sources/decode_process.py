@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..priority import lower_this_thread
+from ..priority import lower_this_process
 from ..shared_frames import CONTEXT, POLL, Child, Failed, Layout, SharedFrames, attached, take_free
 from ..types import Frame
 from .base import Closable, SourceError, VideoInfo
@@ -131,7 +131,7 @@ def _decode(path: str, threads: int | None, background: bool, layout: Layout, fr
     """The child: decode ``path`` (on ``threads``; below normal priority with ``background``) into
     free slots, sending a :class:`Decoded` for each, then :class:`Finished`."""
     if background:
-        lower_this_thread()
+        lower_this_process()
     with attached(layout) as views, frames:
         _decode_into(path, threads, views, free, frames, stop)
 
