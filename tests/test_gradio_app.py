@@ -118,6 +118,21 @@ def test_image_gives_the_engines_keypoints_drawn_on_the_picture(client, media, p
     assert drawn > 3 * noise + 100, (drawn, noise)
 
 
+def test_identical_answers_are_files_of_their_own_so_no_download_is_rewritten_under_it(served, media):
+    """Gradio writes a picture it encodes itself in place at a path named by its content, so two
+    sessions' identical answers shared one file, rewritten while the other was downloading it
+    (which arrived short). The app answers with a JPEG file of its own per call instead."""
+    app, _ = served
+    controls = {"model": app.defaults.model, **FAST}
+    first, _ = app.image(str(media["image"]), **controls)
+    second, _ = app.image(str(media["image"]), **controls)
+    frame_picture, _, _, _ = app.frame({"path": str(media["image"])}, None, None, **controls)
+
+    assert len({first, second, frame_picture}) == 3
+    assert Path(first).read_bytes() == Path(second).read_bytes()
+    assert cv2.imread(first).shape == cv2.imread(frame_picture).shape == (120, 160, 3)
+
+
 def test_video_gives_h264_with_audio_and_a_keypoints_line_per_frame(client, media):
     clip = make_clip(media["folder"] / "walk.mp4", width=160, height=120, frames=12, audio=True)
     video, jsonl, table, summary = client.predict(

@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..loading import ModelLoadError, check_models, quiet_hub_logging
 from . import jobs
+from .frames import jpeg_file
 from .payloads import Limits
 from .settings import MODEL_CHOICES, Settings, defaults_for
 from .state import LiveSession, ModelCache, SessionClosed, SessionRegistry, gpu
@@ -62,6 +63,7 @@ class PoseWebApp:
         self.session_ttl = session_ttl
         self.delete_cache = delete_cache
         self._work = Path(tempfile.mkdtemp(prefix="vitpose-live-ui-"))
+        self._swept_at = 0.0
         weakref.finalize(self, shutil.rmtree, str(self._work), True)
         self.video = gpu(self._video)
 
@@ -84,8 +86,11 @@ class PoseWebApp:
     # -- events ---------------------------------------------------------------------------
     def frame(self, frame, session, request: gr.Request = None, **controls):
         """One webcam frame of this session → (annotated frame, stats line, info, session).
-        The ``/frame`` endpoint: the picture comes back as a file."""
-        return self._frame(frame, session, request, controls, inline=False)
+        The ``/frame`` endpoint: the picture comes back as a file of its own (``jpeg_file``)."""
+        picture, line, info, session = self._frame(frame, session, request, controls, inline=False)
+        if picture is not None:
+            picture = jpeg_file(picture, self._output_dir())
+        return picture, line, info, session
 
     def stream(self, frame, session, request: gr.Request = None, **controls):
         """The Webcam tab's stream: (inline JPEG, stats line, session)."""
@@ -110,8 +115,10 @@ class PoseWebApp:
         return picture, jobs.stats_line(info), info, session
 
     def image(self, image, **controls):
-        """An uploaded image → (annotated image, keypoints record with the header's fields)."""
-        return jobs.annotate_image(image, self.settings(**controls), self.models, self.limits)
+        """An uploaded image → (annotated image as a file of its own, keypoints record with the
+        header's fields)."""
+        picture, info = jobs.annotate_image(image, self.settings(**controls), self.models, self.limits)
+        return jpeg_file(picture, self._output_dir()), info
 
     def _video(self, video, progress=gr.Progress(), **controls):
         """An uploaded video → (annotated MP4 with its audio, keypoints JSONL, keypoints CSV, summary)."""
@@ -135,14 +142,17 @@ class PoseWebApp:
 
     def _output_dir(self, keep_seconds: float = 600) -> Path:
         """A fresh folder for one call's outputs (Gradio serves copies of them); folders of
-        earlier calls older than ``keep_seconds`` are deleted."""
+        earlier calls older than ``keep_seconds`` are deleted (looked for at most every
+        ``keep_seconds / 10``, since ``/frame`` callers may ask many times a second)."""
         now = time.time()
-        for old in self._work.iterdir():
-            try:
-                if now - old.stat().st_mtime > keep_seconds:
-                    shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                pass
+        if now - self._swept_at > keep_seconds / 10:
+            self._swept_at = now
+            for old in self._work.iterdir():
+                try:
+                    if now - old.stat().st_mtime > keep_seconds:
+                        shutil.rmtree(old, ignore_errors=True)
+                except OSError:
+                    pass
         return Path(tempfile.mkdtemp(dir=self._work))
 
     def build(self) -> gr.Blocks:

@@ -1,9 +1,10 @@
-"""Pictures on their way back to the browser: mirrored poses for a mirrored display, and a
-picture as an inline JPEG that the page shows without fetching a file."""
+"""Pictures on their way back to the browser: mirrored poses for a mirrored display, a picture
+as an inline JPEG that the page shows without fetching a file, or as a JPEG file of its own."""
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,9 +33,23 @@ def inline_jpeg(picture: np.ndarray, quality: int = JPEG_QUALITY) -> dict:
     """An RGB picture as an image output's value that carries the JPEG itself (a ``data:`` URL):
     Gradio sends it with the answer, so no file is written and the browser fetches nothing.
     Events returning it run with ``postprocess=False``."""
+    url = "data:image/jpeg;base64," + base64.b64encode(_jpeg(picture, quality)).decode("ascii")
+    return {"url": url, "path": None, "orig_name": "frame.jpg", "mime_type": "image/jpeg"}
+
+
+def jpeg_file(picture: np.ndarray, folder: Path, quality: int = JPEG_QUALITY) -> str:
+    """An RGB picture written as ``folder/poses.jpg``, a file of its own: an image output's value
+    that Gradio copies into its cache atomically. (A picture Gradio encodes itself is written
+    over in place at a path named by its content, so a second answer with the same picture can
+    rewrite the file while the first is being downloaded, which then arrives short.)"""
+    path = Path(folder) / "poses.jpg"
+    path.write_bytes(_jpeg(picture, quality))
+    return str(path)
+
+
+def _jpeg(picture: np.ndarray, quality: int) -> bytes:
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)  # OpenCV encodes BGR
     ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError("the picture could not be encoded as JPEG")
-    url = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
-    return {"url": url, "path": None, "orig_name": "frame.jpg", "mime_type": "image/jpeg"}
+    return jpeg.tobytes()
