@@ -1,8 +1,9 @@
 """Threads that give way: a file's decode and encode below normal priority, next to models on the
 same CPU, so that the models' threads get the cores first and the I/O takes the time they leave.
 
-On 2 cores this made the command line 4.7 % faster on a 1080p file (5 pairs of runs,
-bench/RESULTS.md): without it, decode and x264's threads stretch the models' parallel regions.
+On 2 cores this made the command line 6 % faster on a 1080p file (5.66 → 5.32 s, 5 alternating
+pairs, bench/RESULTS.md): without it, decode and x264's threads stretch the models' parallel
+regions.
 Only on Linux, where a nice value belongs to a thread (elsewhere ``setpriority`` would lower
 the whole process); a thread cannot raise its priority again, so only threads made for the
 purpose are lowered: the pipeline's capture thread, a short-lived thread that opens the
