@@ -78,11 +78,11 @@ def _sample() -> tuple[int, int, int, int]:
 
 def build_engine(pose_model=None, detector_model=None, *, max_persons: int = 3, det_every: int = 3):
     """The CLI's recipe with tracking and smoothing, around the tiny test models."""
-    from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
+    from support.models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
 
-    from vitpose_live import engine
-    from vitpose_live.detector import PersonDetector
-    from vitpose_live.pose import PoseEstimator
+    from vitpose_live.engine.engine import engine
+    from vitpose_live.models.detector import PersonDetector
+    from vitpose_live.models.pose import PoseEstimator
 
     pose_model = pose_model if pose_model is not None else tiny_vitpose()
     pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
@@ -132,8 +132,8 @@ def soak(
     detector_model=None,
 ) -> dict:
     """Run the soak and return its measurements and verdicts (``report["ok"]``, ``report["problems"]``)."""
-    from vitpose_live.engine import warm_up
-    from vitpose_live.pipeline import Pipeline, Policy
+    from vitpose_live.engine.engine import warm_up
+    from vitpose_live.runtime.pipeline import Pipeline, Policy
     from vitpose_live.render import HudAnnotator, PoseAnnotator
     from vitpose_live.sources import SyntheticSource
 
@@ -288,9 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     width, height = (int(v) for v in args.size.lower().split("x"))
-    from vitpose_live.host_memory import keep_freed_memory
+    from vitpose_live.system.host_memory import keep_freed_memory
 
-    kept = keep_freed_memory()  # as the programs run (vitpose_live/host_memory.py)
+    kept = keep_freed_memory()  # as the programs run (vitpose_live/system/host_memory.py)
     report = soak(
         args.frames,
         policy=args.policy,

@@ -8,15 +8,15 @@ from .skeletons import COCO, Skeleton, skeleton_for
 from .types import Detections, Frame, Poses
 
 _LAZY = {
-    "PoseEstimator": ".pose",
-    "PersonDetector": ".detector",
-    "PoseEngine": ".engine",
+    "PoseEstimator": ".models.pose",
+    "PersonDetector": ".models.detector",
+    "PoseEngine": ".engine.engine",
     "PoseAnnotator": ".render",
     "HudAnnotator": ".render",
-    "Pipeline": ".pipeline",
-    "Policy": ".pipeline",
+    "Pipeline": ".runtime.pipeline",
+    "Policy": ".runtime.pipeline",
     "open_source": ".sources",
-    "ModelLoadError": ".loading",
+    "ModelLoadError": ".models.loading",
 }
 
 __all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "VitposeError", "skeleton_for", *_LAZY]

@@ -1,0 +1,316 @@
+"""One frame in, every person's pose out: detector + pose model (+ tracking and smoothing), and
+the one recipe that builds it (:class:`EngineOptions` → :func:`build_engine`), used by the
+command line, the window, the web app and the benchmarks alike.
+
+Detection policy: files detect on every ``det_every``-th frame, inline (deterministic); live
+sources detect on a thread of their own (:mod:`.live_detection`), at most once per
+``det_every`` frames, and no frame but the first waits for it. Either way a person scoring above
+the detection threshold is posed from the first detection that finds them (README: "How live
+works").
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+from ..models.detector import PersonDetector
+from ..models.device import image_to_device
+from .live_detection import DetectorThread
+from ..models.pose import PoseEstimator, valid_boxes
+from .tracking import PersonTracker, PoseSmoother, TrackingStage
+from ..types import Detections, Frame, Poses
+
+# Tracking keeps existing people alive on detections down to this score (ByteTrack's second
+# stage); only those above the user's threshold start a track.
+WEAK_DETECTION_FLOOR = 0.3
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What loads models: a change means loading again."""
+
+    model: str = DEFAULT_POSE_MODEL
+    detector: str = DEFAULT_DETECTOR
+    device: str = "auto"
+    dtype: str = "auto"
+    expert: str | None = None
+    flip_test: bool = False
+    cuda_graphs: bool = False
+    compile: bool = False  # torch.compile the detector (on the thread that calls it; CPU: inductor)
+    detector_size: int | None = None  # the detector's input side in pixels (None: its processor's)
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """What applies from the next frame on, with the models and the tracks kept."""
+
+    det_threshold: float = 0.5
+    max_persons: int | None = None
+    kpt_threshold: float = 0.3
+    smooth: bool = False
+    smooth_min_cutoff: float = 1.0
+    smooth_beta: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("det_threshold", "kpt_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1")
+        if self.max_persons is not None and self.max_persons < 1:
+            raise ValueError("max persons must be at least 1")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The whole recipe. ``live``: detection off the frame path; ``det_every``: detect on every
+    Nth frame (files) or at most once per N frames (live); ``tracking``: ids and boxes across
+    frames (always on live, with ``det_every`` > 1 or smoothing); ``detector_gap_s`` (live):
+    seconds left between detector passes while persons are tracked (:class:`PoseEngine`)."""
+
+    models: ModelOptions = field(default_factory=ModelOptions)
+    settings: FrameSettings = field(default_factory=FrameSettings)
+    live: bool = False
+    det_every: int = 1
+    tracking: bool = False
+    detector_gap_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.det_every < 1:
+            raise ValueError("det_every must be at least 1")
+        if self.detector_gap_s < 0:
+            raise ValueError("detector_gap_s must not be negative")
+        if self.live or self.det_every > 1 or self.settings.smooth:
+            object.__setattr__(self, "tracking", True)
+
+
+def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
+    """The pose model, then the detector on the same device and dtype."""
+    pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
+                         flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
+    detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
+                              compile=options.compile, cuda_graphs=options.cuda_graphs,
+                              input_side=options.detector_size)
+    return pose, detector
+
+
+def build_engine(options: EngineOptions, models: tuple[PoseEstimator, PersonDetector] | None = None) -> PoseEngine:
+    """The engine ``options`` describe, over ``models`` when given (loaded ones, shared: the
+    engine keeps a shallow copy of the detector for its own thresholds)."""
+    pose, detector = models if models is not None else load_models(options.models)
+    tracking = TrackingStage(PersonTracker()) if options.tracking else None
+    return PoseEngine(pose, copy.copy(detector), det_every=options.det_every, tracking=tracking,
+                      settings=options.settings, live=options.live, detector_gap_s=options.detector_gap_s)
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per stage on one frame (host wall clock)."""
+
+    detect: float = 0.0
+    pose: float = 0.0
+    track: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """A frame and what was found in it; pixels and predictions travel together. ``detected``:
+    a detection was applied on this frame; live only: ``detection_age_ms``, how much older than
+    this frame the frame it was computed on is, and ``detector_pass_ms``, how long that pass took
+    on the detector's thread."""
+
+    frame: Frame
+    poses: Poses
+    times: StageTimes
+    detected: bool = True
+    detection_age_ms: float | None = None
+    detector_pass_ms: float | None = None
+
+
+class PoseEngine:
+    """Detect persons, estimate their poses in one batch, and — with a ``tracking`` stage — give
+    them ids, boxes between detections and smoothing. ``settings`` may be replaced between frames.
+    With ``live`` the detector runs on its own thread; call :meth:`close` when done.
+
+    ``detector_gap_s`` (live): while anyone is tracked, the next detector pass starts at least
+    this long after the last one ended. On a CPU the detector thread and the pose model share the
+    cores, so back-to-back passes slow every frame; tracked persons are followed by their
+    keypoints meanwhile. With nobody tracked there is no rest (a newcomer in an empty scene is
+    found as soon as ``det_every`` allows; among tracked persons, within the gap plus two passes)."""
+
+    def __init__(
+        self,
+        pose: PoseEstimator,
+        detector: PersonDetector,
+        *,
+        det_every: int = 1,
+        tracking: TrackingStage | None = None,
+        settings: FrameSettings | None = None,
+        live: bool = False,
+        detector_gap_s: float = 0.0,
+    ):
+        if det_every < 1:
+            raise ValueError("det_every must be at least 1")
+        if (det_every > 1 or live) and tracking is None:
+            raise ValueError("detecting on some frames only needs a tracking stage for the frames between")
+        self.pose = pose
+        self.detector = detector
+        self.det_every = int(det_every)  # may change between frames (a LatencyController does)
+        self.tracking = tracking
+        self.live = live
+        self.detector_gap_s = float(detector_gap_s)
+        self._since_detection: int | None = None
+        self._detector_thread: DetectorThread | None = None
+        self._passes = 0
+        self._settings: FrameSettings | None = None
+        if settings is not None:
+            self.settings = settings
+
+    @property
+    def skeleton(self):
+        return self.pose.skeleton
+
+    @property
+    def settings(self) -> FrameSettings:
+        if self._settings is None:
+            return FrameSettings(self.detector.threshold, self.detector.max_persons)
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: FrameSettings) -> None:
+        """Thresholds and smoothing from the next frame on; tracks and models are kept."""
+        self._settings = settings
+        tracked = self.tracking is not None
+        floor = min(settings.det_threshold, WEAK_DETECTION_FLOOR) if tracked else settings.det_threshold
+        self.detector.threshold, self.detector.max_persons = floor, settings.max_persons
+        if not tracked:
+            return
+        self.tracking.tracker.threshold = settings.det_threshold
+        self.tracking.kpt_threshold = settings.kpt_threshold
+        smoother = self.tracking.smoother
+        wanted = (settings.smooth_min_cutoff, settings.smooth_beta, settings.kpt_threshold)
+        if not settings.smooth:
+            self.tracking.smoother = None
+        elif smoother is None or (smoother.min_cutoff, smoother.beta, smoother.kpt_threshold) != wanted:
+            self.tracking.smoother = PoseSmoother(*wanted[:2], kpt_threshold=settings.kpt_threshold)
+
+    def update(self, **changes) -> None:
+        self.settings = replace(self.settings, **changes)
+
+    @property
+    def detector_passes(self) -> int:
+        """Live detector passes since the last reset."""
+        thread = self._detector_thread
+        return self._passes + (thread.passes if thread is not None else 0)
+
+    def reset(self) -> None:
+        self._since_detection = None
+        self.close()
+        self._passes = 0
+        if self.tracking is not None:
+            self.tracking.reset()
+
+    def close(self) -> None:
+        """Stop the live detector thread (a new one starts on the next frame)."""
+        if self._detector_thread is not None:
+            self._detector_thread.close()
+            self._passes += self._detector_thread.passes
+            self._detector_thread = None
+
+    def _upload(self, image: np.ndarray):
+        """The frame on the model's device once, shared by detector and pose model."""
+        if self.pose.device.type == "cpu":
+            return image
+        return image_to_device(image, self.pose.placement)
+
+    def _inline_detections(self, image) -> Detections | None:
+        since = self._since_detection
+        if since is not None and since + 1 < self.det_every:
+            self._since_detection = since + 1
+            return None
+        self._since_detection = 0
+        detections = self.detector(image)
+        good = valid_boxes(detections.boxes)  # a NaN or empty box must not reach the tracker
+        return Detections(detections.boxes[good], detections.scores[good])
+
+    def _live_detections(self, frame: Frame):
+        """(detections or None, the frame they were computed on, ms waited for them, pass ms)."""
+        thread = self._detector_thread
+        first = thread is None
+        if first:
+            thread = self._detector_thread = DetectorThread(self.detector)
+            weakref.finalize(self, thread.close, 0.0)  # an engine dropped unclosed stops its thread
+            self._since_detection = None
+        since = self._since_detection
+        if thread.idle and (since is None or since + 1 >= self.det_every) and not self._pausing(thread):
+            thread.offer(frame)
+            self._since_detection = 0
+        else:
+            self._since_detection = (since or 0) + 1
+        waited = time.perf_counter()
+        late = thread.take(wait=first)
+        waited = (time.perf_counter() - waited) * 1e3
+        return (None, None, waited, None) if late is None else (late.detections, late.frame, waited, late.ms)
+
+    def _pausing(self, thread: DetectorThread) -> bool:
+        """Whether the detector rests: persons are tracked and its last pass ended under
+        ``detector_gap_s`` ago."""
+        if self.detector_gap_s <= 0 or self.tracking is None or not self.tracking.following:
+            return False
+        ended = thread.finished_at
+        return ended is not None and time.monotonic() - ended < self.detector_gap_s
+
+    def __call__(self, frame: Frame) -> Result:
+        image = self._upload(frame.image)
+        start = time.perf_counter()
+        age = pass_ms = None
+        if self.live:  # detect: what this frame waited (the first frame only)
+            detections, source, detect_ms, pass_ms = self._live_detections(frame)
+            detected_at = None if source is None else _seconds(source)
+            age = None if source is None else max(0.0, (frame.captured_at - source.captured_at) * 1e3)
+        else:
+            detections, detected_at = self._inline_detections(image), None
+            detect_ms = (time.perf_counter() - start) * 1e3
+        fresh = detections is not None
+        posing = time.perf_counter()
+        ids = None
+        if self.tracking is not None:
+            detections, ids = self.tracking.boxes(detections, _seconds(frame), (frame.width, frame.height),
+                                                  detected_at=detected_at)
+        keep = valid_boxes(detections.boxes)
+        poses = self.pose(image, detections.boxes, detections.scores)
+        posed_at = time.perf_counter()
+        if self.tracking is not None:
+            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame))
+        times = StageTimes(detect=detect_ms, pose=(posed_at - posing) * 1e3, track=(time.perf_counter() - posed_at) * 1e3)
+        return Result(frame, poses, times, fresh, age, pass_ms)
+
+    def process_batch(self, frames: Sequence[Frame]) -> list[Result]:
+        """Several frames with detection on each and one pose forward pass over all their crops
+        (for files, where latency does not matter; no tracking)."""
+        start = time.perf_counter()
+        images = [self._upload(frame.image) for frame in frames]
+        detections = self.detector.detect_batch(images)
+        detected_at = time.perf_counter()
+        poses = self.pose.estimate_batch(images, [d.boxes for d in detections], [d.scores for d in detections])
+        posed_at = time.perf_counter()
+        share = 1e3 / max(len(frames), 1)
+        times = StageTimes(detect=(detected_at - start) * share, pose=(posed_at - detected_at) * share)
+        return [Result(frame, p, times) for frame, p in zip(frames, poses)]
+
+
+def warm_up(engine: PoseEngine, height: int = 480, width: int = 640) -> None:
+    """One throw-away frame so that start-up costs don't count as latency."""
+    with torch.inference_mode():
+        engine(Frame(np.zeros((height, width, 3), np.uint8), -1, 0.0, time.monotonic()))
+    engine.reset()
+
+
+def _seconds(frame: Frame) -> float:
+    return frame.time if frame.time is not None else frame.captured_at
