@@ -414,14 +414,15 @@ class EngineStages(Side):
 
     def __init__(self, clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, args):
         super().__init__(args)
-        from vitpose_live.apps import cli
+        from vitpose_live.apps import job
+        from vitpose_live.apps.cli import parse_request
         from vitpose_live.engine.engine import build_engine
         from vitpose_live.render import PoseAnnotator
 
         self.clip, self.out_path = clip, out_path
-        ns = cli.build_parser().parse_args(engine_argv(clip, out_path, pose_dir, det_dir, args))
+        ns = parse_request(engine_argv(clip, out_path, pose_dir, det_dir, args))
         loaded = time.perf_counter()
-        self.engine = build_engine(cli.engine_options(ns, live=False))  # the file job's recipe
+        self.engine = build_engine(job.engine_options(ns, live=False))  # the file job's recipe
         self.load_s = time.perf_counter() - loaded
         self.annotator = PoseAnnotator(kpt_threshold=ns.kpt_threshold, show_boxes=ns.show_boxes)
 

@@ -80,16 +80,14 @@ def build_engine(pose_model=None, detector_model=None, *, max_persons: int = 3, 
     """The CLI's recipe with tracking and smoothing, around the tiny test models."""
     from support.models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
 
-    from vitpose_live.engine.engine import engine
-    from vitpose_live.models.detector import PersonDetector
-    from vitpose_live.models.pose import PoseEstimator
+    import vitpose_live as vl
 
     pose_model = pose_model if pose_model is not None else tiny_vitpose()
-    pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
-    detector = PersonDetector(detector_model if detector_model is not None else tiny_rtdetr(),
+    pose = vl.PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
+    detector = vl.PersonDetector(detector_model if detector_model is not None else tiny_rtdetr(),
                               processor=detector_processor(320), device="cpu")
-    settings = engine.FrameSettings(det_threshold=0.5, max_persons=max_persons, smooth=True)
-    return engine.build_engine(engine.EngineOptions(settings=settings, det_every=det_every), models=(pose, detector))
+    settings = vl.FrameSettings(det_threshold=0.5, max_persons=max_persons, smooth=True)
+    return vl.build_engine(vl.EngineOptions(settings=settings, det_every=det_every), models=(pose, detector))
 
 
 def rss_slope(rss: list[int], warmup: int) -> tuple[float, int]:

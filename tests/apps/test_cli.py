@@ -56,13 +56,14 @@ def test_a_clip_with_audio_becomes_an_annotated_h264_video_with_its_audio_and_ke
 
 
 def test_a_video_for_models_on_the_cpu_is_decoded_on_the_reading_thread_whose_cores_they_share(tmp_path):
-    from vitpose_live.apps import cli
+    from vitpose_live.apps.cli import parse_request
+    from vitpose_live.apps.job import open_input
     from vitpose_live.sources import classify
 
     clip = make_clip(tmp_path / "in.mp4", width=64, height=48, frames=3, audio=False)
-    args = cli.build_parser().parse_args(["--source", str(clip), "--device", "cpu"])
+    request = parse_request(["--source", str(clip), "--device", "cpu"])
 
-    with cli.open_input(args, classify(str(clip))) as source:
+    with open_input(request, classify(str(clip))) as source:
         assert source.threads == 1
         assert len(list(source)) == 3
 

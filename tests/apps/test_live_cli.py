@@ -160,10 +160,10 @@ class QuitOnThirdFrame:
 def test_quitting_from_the_window_counts_every_frame_once_in_the_summary_and_the_stats(run_cli, tmp_path, monkeypatch):
     import re
 
-    from vitpose_live.apps import cli
+    from vitpose_live.apps import job
 
     window = QuitOnThirdFrame()
-    monkeypatch.setattr(cli, "open_window", lambda *args: window)
+    monkeypatch.setattr(job, "open_window", lambda *args: window)
     clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=60, fps=30, audio=False)
     code, err = run_cli("--source", clip, "--window", "--realtime", "--stats-json", tmp_path / "s.json")
     assert code == 0, err

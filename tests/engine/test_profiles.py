@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from vitpose_live.apps.cli import build_parser, engine_options
+from vitpose_live.apps.cli import parse_request
+from vitpose_live.apps.job import engine_options
 from vitpose_live.defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 from vitpose_live.engine.profiles import CPU_PROFILE, GPU_PROFILE, DeviceProfile, profile_for, resolve
 from vitpose_live.apps.web.settings import defaults_for
@@ -47,14 +48,14 @@ def test_a_profile_refuses_impossible_values():
 
 
 def test_the_command_line_defaults_to_auto_and_resolves_it_through_the_profile(tmp_path):
-    args = build_parser().parse_args(["--source", "x.mp4", "--device", "cpu"])
+    args = parse_request(["--source", "x.mp4", "--device", "cpu"])
     assert (args.model, args.detector, args.detector_size) == ("auto", "auto", "auto")
     live = engine_options(args, live=True)
     assert (live.models.model, live.models.detector) == (CPU_PROFILE.pose_model, CPU_PROFILE.detector)
     assert live.models.detector_size == CPU_PROFILE.detector_size and live.det_every == CPU_PROFILE.det_every
     assert live.detector_gap_s == CPU_PROFILE.detector_gap_s and live.settings.max_persons == CPU_PROFILE.max_persons
     assert engine_options(args, live=False).detector_gap_s == 0  # files never skip a detection for pace
-    explicit = build_parser().parse_args(["--source", "x.mp4", "--device", "cpu", "--model", "M", "--detector", "D"])
+    explicit = parse_request(["--source", "x.mp4", "--device", "cpu", "--model", "M", "--detector", "D"])
     options = engine_options(explicit, live=True)
     assert (options.models.model, options.models.detector, options.models.detector_size) == ("M", "D", None)
     assert options.det_every == 1 and options.detector_gap_s == 0 and options.settings.max_persons is None
@@ -84,7 +85,7 @@ def test_the_detector_size_reaches_the_detector_from_the_cli_and_the_web_app(pos
     from vitpose_live.engine.engine import load_models
     from vitpose_live.apps.web.state import ModelCache
 
-    args = build_parser().parse_args(["--source", "x.mp4", "--device", "cpu", "--model", pose_dir,
+    args = parse_request(["--source", "x.mp4", "--device", "cpu", "--model", pose_dir,
                                       "--detector", detector_dir, "--detector-size", "160"])
     _, detector = load_models(engine_options(args, live=True).models)
     assert detector.resize.output_size(480, 640) == (160, 160)

@@ -115,17 +115,18 @@ def test_the_capture_thread_gives_way_only_when_told(background):
 
 
 def test_the_command_line_encodes_a_file_next_to_models_on_the_cpu_in_the_background(tmp_path):
-    from vitpose_live.apps import cli
+    from vitpose_live.apps import job
+    from vitpose_live.apps.cli import parse_request
     from vitpose_live.sources import classify
 
     clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=3, audio=False)
-    args = cli.build_parser().parse_args(["--source", str(clip), "--output", str(tmp_path / "out.mp4"), "--device", "cpu"])
+    request = parse_request(["--source", str(clip), "--output", str(tmp_path / "out.mp4"), "--device", "cpu"])
     spec = classify(str(clip))
     models_on_the_cpu = SimpleNamespace(pose=SimpleNamespace(device=torch.device("cpu")))
 
-    with cli.open_input(args, spec) as source:
+    with job.open_input(request, spec) as source:
         before = set(thread_nices())
-        outputs = cli.open_outputs(args, spec, source, models_on_the_cpu, live=False, drawing=None)
+        outputs = job.open_outputs(request, spec, source, models_on_the_cpu, live=False, drawing=None)
         encoder_nices = {nice for tid, nice in thread_nices().items() if tid not in before}
         outputs.abort()
 

@@ -10,14 +10,15 @@ counts as done, and the retry cleans up after it.
 
 from __future__ import annotations
 
-import argparse
 import os
 import threading
 import time
 from collections import deque
 from dataclasses import replace
 
+from ..errors import UserError, one_line
 from .collection import Job, ManifestEntry, Recorder, process_input
+from .request import Request
 
 # Test hook: with this set to a path (in the environment Ray starts with), the first worker that
 # manages to create that file dies (os._exit) while its input is half written — a killed process
@@ -28,29 +29,28 @@ CRASH_ONCE_ENV = "VITPOSE_LIVE_TEST_CRASH_ONCE"
 class Worker:
     """One Ray actor: the models, loaded on its first input and kept for the next ones."""
 
-    def __init__(self, args: dict) -> None:
+    def __init__(self, request: Request) -> None:
         from ..system.host_memory import keep_freed_memory
+        from .console import quiet_libraries
 
         keep_freed_memory()  # a Ray worker is a process of ours, like the command line's
-        self._args = argparse.Namespace(**args)
+        self._request = request
         self._engine = None
-        if not self._args.verbose:
-            from .cli import _quiet_libraries
-
-            _quiet_libraries()
+        if not request.verbose:
+            quiet_libraries()
 
     def warm(self) -> None:
         """Load the models now (a replacement takes inputs only once they are loaded)."""
-        from .cli import engine_options
         from ..engine.engine import build_engine
+        from .job import engine_options
 
         if self._engine is None:
-            self._engine = build_engine(engine_options(self._args, live=False))
+            self._engine = build_engine(engine_options(self._request, live=False))
 
     def process(self, job: Job, attempt: int) -> ManifestEntry:
         self.warm()
         _crash_once_mid_input(job)
-        return process_input(job, self._args, self._engine, attempt=attempt)
+        return process_input(job, self._request, self._engine, attempt=attempt)
 
 
 def _crash_once_mid_input(job: Job) -> None:
@@ -74,8 +74,6 @@ def _connect(address: str, verbose: bool) -> bool:
     """Start (``local``) or join a Ray cluster; True when this call started it."""
     import ray
 
-    from .cli import UserError
-
     if ray.is_initialized():
         return False
     options = dict(log_to_driver=verbose, configure_logging=verbose)
@@ -89,23 +87,21 @@ def _connect(address: str, verbose: bool) -> bool:
     return True
 
 
-def run_on_ray(jobs: list[Job], args: argparse.Namespace, recorder: Recorder) -> None:
+def run_on_ray(jobs: list[Job], request: Request, recorder: Recorder) -> None:
     """Every job on Ray actors; manifest lines are appended by this (the driver's) process."""
-    from .cli import UserError
-
     try:
         import ray
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'vitpose-live[ray]'") from None
-    started = _connect(args.ray, args.verbose)
+    started = _connect(request.ray, request.verbose)
     try:
-        gpus = args.gpus_per_worker
+        gpus = request.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        workers = args.workers or _default_workers(gpus)
+        workers = request.workers or _default_workers(gpus)
         # Actors run in other folders, on other nodes: absolute paths (the same on every node).
         jobs = [replace(job, source=job.source.absolute(), base=job.base.absolute()) for job in jobs]
-        _Scheduler(args, recorder, gpus).run(jobs, min(workers, len(jobs)))
+        _Scheduler(request, recorder, gpus).run(jobs, min(workers, len(jobs)))
     finally:
         if started:
             ray.shutdown()
@@ -125,13 +121,13 @@ class _Scheduler:
     which takes inputs once its models are loaded (until then, warm actors take them, the retried
     input first); at most ``(retries + 1) × workers`` replacements in all."""
 
-    def __init__(self, args: argparse.Namespace, recorder: Recorder, gpus: float) -> None:
+    def __init__(self, request: Request, recorder: Recorder, gpus: float) -> None:
         import ray
 
         self._actor = ray.remote(Worker).options(num_cpus=1, num_gpus=gpus, max_restarts=0)
-        self._args = dict(vars(args))
+        self._request = request  # a frozen record: what each actor receives
         self._recorder = recorder
-        self._retries = args.retries
+        self._retries = request.retries
         self._replacements = 0
         self._starting: dict = {}  # ref of warm() -> the actor loading its models
 
@@ -140,7 +136,7 @@ class _Scheduler:
 
         self._replacements = (self._retries + 1) * workers
         queue = deque((job, 1) for job in jobs)
-        idle = [self._actor.remote(self._args) for _ in range(workers)]
+        idle = [self._actor.remote(self._request) for _ in range(workers)]
         running: dict = {}
         try:
             while queue or running:
@@ -177,15 +173,13 @@ class _Scheduler:
     def _replace(self) -> None:
         if self._replacements > 0:
             self._replacements -= 1
-            actor = self._actor.remote(self._args)
+            actor = self._actor.remote(self._request)
             self._starting[actor.warm.remote()] = actor
 
     def _started(self, ref, idle: list) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        from .cli import UserError
-        from ..errors import one_line
         from ..models.loading import ModelLoadError
 
         actor = self._starting.pop(ref)
@@ -210,7 +204,6 @@ class _Scheduler:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        from ..errors import one_line
         from ..models.loading import ModelLoadError
 
         try:

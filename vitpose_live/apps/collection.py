@@ -2,7 +2,7 @@
 mirrors the input tree, one manifest line per input, resumable; on this machine or on Ray
 (:mod:`vitpose_live.apps.cluster`).
 
-Each input goes through the single-file path (:func:`vitpose_live.apps.cli.annotate`) with the
+Each input goes through the single-file path (:func:`vitpose_live.apps.job.annotate`) with the
 collection's settings, writing hidden ``.NAME.partial-TOKEN.EXT`` files that are renamed when the
 input is finished. So an output under its final name is always complete, and "done" simply means
 "all of the input's outputs exist": a crash, Ctrl-C or a lost worker leaves nothing that counts.
@@ -17,20 +17,19 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import one_line
+from ..errors import UserError, one_line
 from ..system.interrupts import held
+from .request import Request, check_collection, check_request
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-FORMATS = ("jsonl", "csv", "coco")
 VIDEO_INPUT_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv",
      ".flv", ".3gp", ".ogv"}
@@ -131,7 +130,6 @@ def _glob_root(pattern: str) -> Path:
 def discover(spec: str, out_dir: Path) -> tuple[Path, list[Path]]:
     """The input root and the videos and images under ``spec`` (a folder, searched recursively, a
     glob, or one file), in natural order; hidden files and anything under ``out_dir`` left out."""
-    from .cli import UserError
     from ..sources import IMAGE_EXTENSIONS
 
     if os.path.isdir(spec):
@@ -175,75 +173,25 @@ def plan(root: Path, files: list[Path], out_dir: Path, formats: tuple[str, ...],
     return jobs
 
 
-def _formats(text: str) -> tuple[str, ...]:
-    from .cli import UserError
-
-    names = tuple(dict.fromkeys(name.strip().lower() for name in text.split(",") if name.strip()))
-    unknown = [name for name in names if name not in FORMATS]
-    if unknown or not names:
-        raise UserError(f"--formats takes a comma-separated list of {', '.join(FORMATS)}; got '{text}'")
-    return names
-
-
-def _check_options(args: argparse.Namespace) -> None:
-    from .cli import UserError
-
-    single = {"output": "--output", "keypoints": "--keypoints", "window": "--window", "realtime": "--realtime",
-              "stats_json": "--stats-json", "latency_target": "--latency-target"}
-    for name, flag in single.items():
-        if getattr(args, name, None):
-            raise UserError(f"{flag} is for one input; with --output-dir every input gets its own outputs")
-    if args.ray is None and (args.workers is not None or args.gpus_per_worker is not None):
-        raise UserError("--workers and --gpus-per-worker are for --ray")
-    if args.workers is not None and args.workers < 1:
-        raise UserError("--workers must be at least 1")
-    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
-        raise UserError("--gpus-per-worker must not be negative")
-    if args.retries < 0:
-        raise UserError("--retries must not be negative")
-
-
-def check_single_input(args: argparse.Namespace) -> None:
-    """Collection options given without ``--output-dir`` would be ignored: say so instead."""
-    from .cli import UserError
-
-    if getattr(args, "output_dir", None) is not None:
-        return
-    given = [flag for flag, value in (("--formats", args.formats != "jsonl"), ("--no-video", args.no_video),
-                                      ("--overwrite", args.overwrite), ("--ray", args.ray is not None),
-                                      ("--workers", args.workers is not None)) if value]
-    if given:
-        raise UserError(f"{given[0]} is for collections: add --output-dir OUT (and a folder or glob as --source)")
-
-
-def prepare(args: argparse.Namespace) -> list[Job]:
+def prepare(request: Request) -> list[Job]:
     """Check the options, make ``OUT`` and list the jobs (one-line errors before any work)."""
-    from . import cli
     from ..outputs.sinks import SinkError
 
-    _check_options(args)
-    formats = _formats(args.formats)
-    out_dir = Path(args.output_dir)
-    root, files = discover(args.source, out_dir)
+    formats = check_collection(request)
+    out_dir = Path(request.output_dir)
+    root, files = discover(request.source, out_dir)
     if out_dir.resolve() == root.resolve():
-        raise cli.UserError("--output-dir must not be the input folder (outputs would replace inputs)")
+        raise UserError("--output-dir must not be the input folder (outputs would replace inputs)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SinkError(f"cannot create '{out_dir}': {(error.strerror or str(error)).lower()}") from None
-    jobs = plan(root, files, out_dir, formats, video=not args.no_video)
-    cli.check_arguments(_input_args(args, jobs[0], output=None, keypoints=out_dir / MANIFEST))  # the shared options
+    jobs = plan(root, files, out_dir, formats, video=not request.no_video)
+    check_request(request.for_input(jobs[0].source, output=None, keypoints=out_dir / MANIFEST))  # the shared options
     return jobs
 
 
 # --- one input ------------------------------------------------------------------------------------------
-
-
-def _input_args(args: argparse.Namespace, job: Job, *, output, keypoints) -> argparse.Namespace:
-    """The single-file command line's options for one input of the collection."""
-    changes = dict(source=str(job.source), output=None if output is None else str(output),
-                   keypoints=str(keypoints), stats_json=None, no_progress=True, window=False, realtime=False)
-    return argparse.Namespace(**{**vars(args), **changes})
 
 
 def _commit(job: Job, token: str) -> None:
@@ -261,20 +209,20 @@ def _commit(job: Job, token: str) -> None:
             jsonl.unlink()
 
 
-def process_input(job: Job, args: argparse.Namespace, engine=None, *, attempt: int = 1) -> ManifestEntry:
+def process_input(job: Job, request: Request, engine=None, *, attempt: int = 1) -> ManifestEntry:
     """Annotate one input into partial files and rename them when done. A failure is an ``error``
     entry with the single-file command's one-line message; Ctrl-C removes the partial files and
     stops the collection (``KeyboardInterrupt``)."""
-    from . import cli
+    from .job import annotate
 
     job.remove_partials()
     job.base.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     video = None if job.video_suffix is None else job.partial(job.video_suffix, token)
-    one = _input_args(args, job, output=video, keypoints=job.partial(".jsonl", token))
+    one = request.for_input(job.source, output=video, keypoints=job.partial(".jsonl", token))
     started = time.monotonic()
     try:
-        summary = cli.annotate(one, cli.check_arguments(one), engine=engine)
+        summary = annotate(one, check_request(one), engine=engine)
         if summary.interrupted:
             raise KeyboardInterrupt
         _commit(job, token)
@@ -283,7 +231,7 @@ def process_input(job: Job, args: argparse.Namespace, engine=None, *, attempt: i
         raise
     except Exception as error:  # noqa: BLE001 - one input's failure must not end the collection
         job.remove_partials()
-        if args.verbose:
+        if request.verbose:
             log.exception("'%s' failed", job.source)
         return ManifestEntry(job.name, "error", seconds=round(time.monotonic() - started, 3),
                              error=one_line(error), attempts=attempt)
@@ -342,7 +290,7 @@ def previous_entries(path: Path) -> dict[str, dict]:
     return entries
 
 
-def _skip(jobs: list[Job], recorder: Recorder) -> list[Job]:
+def skip_done(jobs: list[Job], recorder: Recorder) -> list[Job]:
     """Record the inputs that are done as ``skipped``; the others are returned, to do."""
     before = previous_entries(recorder.path)
     todo = []
@@ -355,43 +303,12 @@ def _skip(jobs: list[Job], recorder: Recorder) -> list[Job]:
     return todo
 
 
-def run_local(jobs: list[Job], args: argparse.Namespace, recorder: Recorder) -> None:
+def run_local(jobs: list[Job], request: Request, recorder: Recorder) -> None:
     """One input after another through one engine (the models load once)."""
-    from .cli import engine_options
     from ..engine.engine import build_engine
+    from .job import engine_options
 
-    engine = build_engine(engine_options(args, live=False))
+    engine = build_engine(engine_options(request, live=False))
     for job in jobs:
         recorder.start(job)
-        recorder.record(process_input(job, args, engine))
-
-
-def run_collection(args: argparse.Namespace) -> int:
-    """The command line's ``--output-dir`` mode. Exit status 0 when every input is ok or skipped,
-    1 when any failed, 2 for a usage error before any work, 130 when interrupted."""
-    from . import cli
-    from ..models.loading import ModelLoadError
-    from ..outputs.sinks import SinkError
-    from ..sources import SourceError
-
-    recorder = None
-    try:
-        jobs = prepare(args)
-        recorder = Recorder(Path(args.output_dir), len(jobs), progress=not args.no_progress)
-        todo = jobs if args.overwrite else _skip(jobs, recorder)
-        if todo and args.ray is not None:
-            from .cluster import run_on_ray
-
-            run_on_ray(todo, args, recorder)
-        elif todo:
-            run_local(todo, args, recorder)
-    except (cli.UserError, SourceError, SinkError, ModelLoadError, ValueError) as error:
-        return cli._fail(args, error)
-    except KeyboardInterrupt:
-        print("vitpose-live: interrupted; run the same command again to finish the rest", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    finally:
-        if recorder is not None:
-            recorder.close()
-    print(recorder.summary(), file=sys.stderr)
-    return 1 if recorder.counts["error"] else cli.EXIT_OK
+        recorder.record(process_input(job, request, engine))
