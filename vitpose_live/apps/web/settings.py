@@ -9,7 +9,7 @@ command line's ``auto`` uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from ...defaults import DEFAULT_POSE_MODEL
 from ...engine.engine import EngineOptions, FrameSettings
@@ -100,5 +100,3 @@ class Settings:
     def annotator(self) -> PoseAnnotator:
         return PoseAnnotator(kpt_threshold=self.kpt_threshold, show_boxes=self.show_boxes, show_ids=self.show_ids)
 
-
-CONTROL_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
