@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .collection import Recorder, prepare, run_local, skip_done
-from .console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail
+from .console import EXIT_FAILED, EXIT_OK, reported
 from .request import Request
 
 
@@ -20,24 +20,27 @@ def run_collection(request: Request) -> int:
     from ..outputs.sinks import SinkError
     from ..sources import SourceError
 
-    recorder = None
+    errors = (UserError, SourceError, SinkError, ModelLoadError, ValueError)
+    recorder: list[Recorder] = []  # the one made, closed whatever happens
     try:
-        jobs = prepare(request)
-        recorder = Recorder(Path(request.output_dir), len(jobs), progress=not request.no_progress)
-        todo = jobs if request.overwrite else skip_done(jobs, recorder)
-        if todo and request.ray is not None:
-            from .cluster import run_on_ray
-
-            run_on_ray(todo, request, recorder)
-        elif todo:
-            run_local(todo, request, recorder)
-    except (UserError, SourceError, SinkError, ModelLoadError, ValueError) as error:
-        return fail(error, verbose=request.verbose)
-    except KeyboardInterrupt:
-        print("vitpose-live: interrupted; run the same command again to finish the rest", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return reported(lambda: _run(request, recorder), errors=errors, verbose=request.verbose,
+                        interrupted="interrupted; run the same command again to finish the rest")
     finally:
-        if recorder is not None:
-            recorder.close()
+        for made in recorder:
+            made.close()
+
+
+def _run(request: Request, made: list[Recorder]) -> int:
+    jobs = prepare(request)
+    recorder = Recorder(Path(request.output_dir), len(jobs), progress=not request.no_progress)
+    made.append(recorder)
+    todo = jobs if request.overwrite else skip_done(jobs, recorder)
+    if todo and request.ray is not None:
+        from .cluster import run_on_ray
+
+        run_on_ray(todo, request, recorder)
+    elif todo:
+        run_local(todo, request, recorder)
+    recorder.close()
     print(recorder.summary(), file=sys.stderr)
     return EXIT_FAILED if recorder.counts["error"] else EXIT_OK

@@ -15,7 +15,7 @@ import sys
 
 from ..errors import UserError
 from .collection import add_collection_arguments
-from .console import EXIT_INTERRUPTED, EXIT_OK, fail, quiet_libraries, stop_on_sigterm
+from .console import EXIT_INTERRUPTED, EXIT_OK, fail, quiet_libraries, reported, stop_on_sigterm
 from .request import Request, check_request
 
 __all__ = ["UserError", "build_parser", "console_main", "main", "parse_request", "run_request", "stop_on_sigterm"]
@@ -121,30 +121,34 @@ def run_request(request: Request) -> int:
         from .batch import run_collection
 
         return run_collection(request)
-    from .job import annotate, model_choice, open_window
+    from .job import open_window
 
     try:
         spec = check_request(request)
         window = open_window(request, spec)  # first: PyAV (imported by sources/sinks) can hang cv2's GUI
     except UserError as error:
         return fail(error, verbose=request.verbose)
-    from ..models.loading import ModelLoadError, check_models
+    from ..models.loading import ModelLoadError
     from ..outputs.sinks import SinkError
     from ..runtime.pipeline import PipelineError
     from ..sources import SourceError
 
+    errors = (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError)
     try:
-        choice = model_choice(request)
-        check_models(choice.model, choice.detector)  # both named at once, in seconds even without the Hub
-        summary = annotate(request, spec, window)
-    except (UserError, SourceError, SinkError, ModelLoadError, PipelineError, ValueError) as error:
-        return fail(error, verbose=request.verbose)
-    except KeyboardInterrupt:
-        print("vitpose-live: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return reported(lambda: _annotate(request, spec, window), errors=errors, verbose=request.verbose,
+                        interrupted="interrupted")
     finally:
         if window is not None:
             window.close()
+
+
+def _annotate(request: Request, spec, window) -> int:
+    from ..models.loading import check_models
+    from .job import annotate, model_choice
+
+    choice = model_choice(request)
+    check_models(choice.model, choice.detector)  # both named at once, in seconds even without the Hub
+    summary = annotate(request, spec, window)
     print(summary.line(), file=sys.stderr)
     return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
 

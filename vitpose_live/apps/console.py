@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from ..errors import one_line
 
@@ -19,6 +20,19 @@ def fail(error: BaseException, *, verbose: bool = False) -> int:
         logging.getLogger("vitpose_live").exception("failed")
     print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def reported(work: Callable[[], int], *, errors: tuple[type[BaseException], ...], verbose: bool,
+             interrupted: str) -> int:
+    """``work()``'s exit status; one of ``errors`` is one line (exit 2), Ctrl-C the line
+    ``interrupted`` (exit 130)."""
+    try:
+        return work()
+    except errors as error:
+        return fail(error, verbose=verbose)
+    except KeyboardInterrupt:
+        print(f"{PROG}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def quiet_libraries() -> None:
