@@ -73,3 +73,15 @@ def xvfb():
     yield display
     server.terminate()
     server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def small_clips(tmp_path_factory) -> dict:
+    """The reliability tests' originals: 96x64, 20 frames at 20 fps with AAC audio, in MP4 (+faststart) and MKV."""
+    from support.media import make_clip
+
+    folder = tmp_path_factory.mktemp("small-clips")
+    return {
+        ext: make_clip(folder / f"clip{ext}", width=96, height=64, frames=20, fps=20)
+        for ext in (".mp4", ".mkv")
+    }

@@ -3,8 +3,15 @@ an input whose worker dies half-way is finished by another worker, once, with no
 
 import numpy as np
 import pytest
+from support.collections import (
+    SMALL,
+    by_source,
+    collection_args,
+    make_collection,
+    output_files,
+    read_manifest,
+)
 from support.media import make_clip, probe
-from test_collection import SMALL, by_source, collection_args, make_collection, output_files, read_manifest
 
 from vitpose_live.apps.cluster import CRASH_ONCE_ENV
 from vitpose_live.outputs.sinks import read_keypoints_jsonl

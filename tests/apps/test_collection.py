@@ -1,7 +1,6 @@
 """Collections (--output-dir): a folder of real clips, an image and a broken file in, a results
 folder that mirrors it out, with a manifest; resumable after a finished, failed or killed run."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,12 +10,19 @@ from pathlib import Path
 
 import cv2
 import pytest
-from support.media import make_clip, make_image, probe
+from support.collections import (
+    SMALL,
+    by_source,
+    collection_args,
+    make_collection,
+    output_files,
+    read_manifest,
+)
+from support.media import make_clip, probe
 
 from vitpose_live.apps.collection import discover, plan
 from vitpose_live.outputs.sinks import read_keypoints_jsonl
 
-SMALL = {"width": 96, "height": 72}
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,35 +30,6 @@ def as_in_a_terminal():
     """Ctrl-C reaches the child as in a terminal, even when the suite runs as a background job
     (which starts children with SIGINT ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def make_collection(root: Path) -> Path:
-    """a.mp4 (8 frames, audio), sub/b.mov (6 frames), photo.jpg, broken.mp4 (text), notes.txt."""
-    (root / "sub").mkdir(parents=True)
-    make_clip(root / "a.mp4", frames=8, **SMALL)
-    make_clip(root / "sub" / "b.mov", frames=6, audio=False, **SMALL)
-    make_image(root / "photo.jpg", width=80, height=60)
-    (root / "broken.mp4").write_text("this is not a video\n")
-    (root / "notes.txt").write_text("not media: not an input\n")
-    return root
-
-
-def read_manifest(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
-def by_source(entries: list[dict]) -> dict[str, dict]:
-    return {entry["source"]: entry for entry in entries}
-
-
-def output_files(out: Path) -> dict[str, int]:
-    """Every file under ``out`` but the manifest, with its modification time in nanoseconds."""
-    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in out.rglob("*")
-            if p.is_file() and p.name != "manifest.jsonl"}
-
-
-def collection_args(source, out, *more):
-    return ["--source", source, "--output-dir", out, "--max-persons", 2, *more]
 
 
 def test_a_folder_gives_mirrored_outputs_a_manifest_line_per_input_and_exit_1_for_the_broken_file(run_cli, tmp_path):
