@@ -46,7 +46,7 @@ WAYS = {"threads": "", "processes": "--io-processes"}
 def engine_alone(clip: Path, pose_dir: Path, det_dir: Path, args) -> dict:
     """``engine.process_batch`` over the clip's frames, decoded beforehand, at the CLI's batch."""
     from vitpose_live.apps import cli
-    from vitpose_live.engine.engine import build_engine
+    from vitpose_live.engine.recipe import build_engine
     from vitpose_live.sources import VideoFileSource
 
     argv = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir),

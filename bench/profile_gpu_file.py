@@ -29,7 +29,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 from bench_e2e import build_models, prepare_clip  # noqa: E402
 
 from vitpose_live.apps import cli
-from vitpose_live.engine.engine import build_engine
+from vitpose_live.engine.recipe import build_engine
 from vitpose_live.models.device import image_to_device
 from vitpose_live.sources import VideoFileSource
 

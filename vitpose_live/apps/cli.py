@@ -2,7 +2,7 @@
 
 User mistakes end with one line on stderr and exit status 2 — never a traceback. Arguments and
 paths are checked before torch loads; the work itself is :func:`vitpose_live.runtime.run.run` over the
-engine :func:`vitpose_live.engine.engine.build_engine` makes from :func:`engine_options`.
+engine :func:`vitpose_live.engine.recipe.build_engine` makes from :func:`engine_options`.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def model_choice(args: argparse.Namespace):
 
 def engine_options(args: argparse.Namespace, *, live: bool):
     """The shared recipe's options from the command line."""
-    from ..engine.engine import EngineOptions, FrameSettings, ModelOptions
+    from ..engine.recipe import EngineOptions, FrameSettings, ModelOptions
 
     choice = model_choice(args)
     models = ModelOptions(choice.model, choice.detector, args.device, args.dtype, args.expert, args.flip_test,
@@ -320,7 +320,7 @@ def annotate(args: argparse.Namespace, spec, window=None, engine=None) -> Summar
     """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
     before for a file (a collection reuses one per process); its tracking state is reset."""
     from ..engine.control import LatencyController
-    from ..engine.engine import build_engine
+    from ..engine.recipe import build_engine
     from ..render import HudAnnotator, PoseAnnotator
     from ..runtime.run import RunOptions, run
     from ..procs.decode_process import DecodeProcessSource

@@ -42,7 +42,7 @@ class Worker:
     def warm(self) -> None:
         """Load the models now (a replacement takes inputs only once they are loaded)."""
         from .cli import engine_options
-        from ..engine.engine import build_engine
+        from ..engine.recipe import build_engine
 
         if self._engine is None:
             self._engine = build_engine(engine_options(self._args, live=False))

@@ -358,7 +358,7 @@ def _skip(jobs: list[Job], recorder: Recorder) -> list[Job]:
 def run_local(jobs: list[Job], args: argparse.Namespace, recorder: Recorder) -> None:
     """One input after another through one engine (the models load once)."""
     from .cli import engine_options
-    from ..engine.engine import build_engine
+    from ..engine.recipe import build_engine
 
     engine = build_engine(engine_options(args, live=False))
     for job in jobs:

@@ -11,7 +11,7 @@ import gradio as gr
 import torch
 
 from ...models.device import background_io, decode_threads
-from ...engine.engine import build_engine
+from ...engine.recipe import build_engine
 from ...outputs.exports import KeypointsCsvSink
 from ...models.loading import ModelLoadError
 from ...runtime.pipeline import PipelineError

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from ...defaults import DEFAULT_POSE_MODEL
-from ...engine.engine import EngineOptions, FrameSettings
+from ...engine.recipe import EngineOptions, FrameSettings
 from ...engine.profiles import AUTO, Choice, profile_for, resolve
 from ...render import PoseAnnotator
 
