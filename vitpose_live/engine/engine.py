@@ -22,7 +22,8 @@ import torch
 from ..defaults import WEAK_DETECTION_FLOOR
 from ..models.detector import PersonDetector
 from ..models.device import image_to_device
-from ..models.pose import PoseEstimator, valid_boxes
+from ..models.crops import valid_boxes
+from ..models.pose import PoseEstimator
 from ..types import Detections, Frame, Poses
 from .live_detection import DetectorThread
 from .settings import FrameSettings
@@ -110,8 +111,9 @@ class PoseEngine:
         if self.tracking is None:
             return
         self.tracking.tracker.threshold = settings.det_threshold
-        self.tracking.kpt_threshold = settings.kpt_threshold
         smoother = self.tracking.smoother
+        # the keypoint threshold is passed per frame (:meth:`__call__`); a smoother is made again
+        # (its filters restarted) when its cut-offs or the threshold it was made for change
         wanted = (settings.smooth_min_cutoff, settings.smooth_beta, settings.kpt_threshold)
         if not settings.smooth:
             self.tracking.smoother = None
@@ -216,14 +218,15 @@ class PoseEngine:
         fresh = detections is not None
         posing = time.perf_counter()
         ids = None
+        kpt = None if self._settings is None else self._settings.kpt_threshold  # None: the stage's own
         if self.tracking is not None:
             detections, ids = self.tracking.boxes(detections, _seconds(frame), (frame.width, frame.height),
-                                                  detected_at=detected_at)
+                                                  detected_at=detected_at, kpt_threshold=kpt)
         keep = valid_boxes(detections.boxes)
         poses = self.pose(image, detections.boxes, detections.scores)
         posed_at = time.perf_counter()
         if self.tracking is not None:
-            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame))
+            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame), kpt)
         times = StageTimes(detect=detect_ms, pose=(posed_at - posing) * 1e3, track=(time.perf_counter() - posed_at) * 1e3)
         return Result(frame, poses, times, fresh, age, pass_ms)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.device import image_to_device
-from ..models.pose import valid_boxes
+from ..models.crops import valid_boxes
 from ..types import Detections, Frame
 
 _POLL = 0.05  # seconds between checks of the stop flag while waiting

@@ -126,8 +126,11 @@ class PoseSmoother:
         """The ids that currently have a filter state."""
         return sorted(self._tracks)
 
-    def __call__(self, poses: Poses, time: float) -> Poses:
+    def __call__(self, poses: Poses, time: float, kpt_threshold: float | None = None) -> Poses:
+        """``poses`` smoothed per track; keypoints under ``kpt_threshold`` (None: this
+        smoother's own) come out raw."""
         time = float(time)
+        kpt_threshold = self.kpt_threshold if kpt_threshold is None else kpt_threshold
         if self._last_time is not None and time < self._last_time:
             self.reset()
         self._last_time = time
@@ -143,7 +146,7 @@ class PoseSmoother:
             one_euro, last_seen = self._tracks.get(track_id, (None, -math.inf))
             if one_euro is None or time - last_seen > self.forget_after:
                 one_euro = OneEuroFilter(self.min_cutoff, self.beta, self.d_cutoff)
-            unsure = ~(poses.scores[i] >= self.kpt_threshold)[:, None]
+            unsure = ~(poses.scores[i] >= kpt_threshold)[:, None]
             smoothed = one_euro(poses.keypoints[i], time)
             one_euro.reset(unsure)  # to start from their next raw value
             keypoints[i] = np.where(unsure, poses.keypoints[i], smoothed)

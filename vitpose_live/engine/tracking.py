@@ -239,9 +239,10 @@ class TrackingStage:
         self.padding, self.min_keypoints = padding, min_keypoints
         self._last: Poses | None = None
 
-    def _keypoint_boxes(self, image_size: tuple[int, int] | None) -> np.ndarray:
+    def _keypoint_boxes(self, image_size: tuple[int, int] | None, kpt_threshold: float | None) -> np.ndarray:
         return boxes_from_keypoints(
-            self._last, kpt_threshold=self.kpt_threshold, padding=self.padding,
+            self._last, kpt_threshold=self.kpt_threshold if kpt_threshold is None else kpt_threshold,
+            padding=self.padding,
             min_keypoints=self.min_keypoints, image_size=image_size,
         )
 
@@ -252,20 +253,22 @@ class TrackingStage:
         image_size: tuple[int, int] | None = None,
         *,
         detected_at: float | None = None,
+        kpt_threshold: float | None = None,
     ) -> tuple[Detections, np.ndarray]:
         """The boxes to estimate poses in and their track ids (N,) int64. ``detected_at``: the
-        time of the frame a late detection was computed on (default: this frame's)."""
+        time of the frame a late detection was computed on (default: this frame's);
+        ``kpt_threshold``: the keypoints a box is drawn around (None: this stage's own)."""
         last = self._last
         known = self.following
         if detections is None:
             if not known:
                 return Detections.empty(), _NO_IDS.copy()
-            return Detections(self._keypoint_boxes(image_size), last.box_scores), last.track_ids.copy()
+            return Detections(self._keypoint_boxes(image_size, kpt_threshold), last.box_scores), last.track_ids.copy()
         late = detected_at is not None and detected_at != time
         tracked, ids = self.tracker.update(detections, detected_at if late else time)
         if not (late and known) or len(ids) == 0:
             return tracked, ids
-        newest = dict(zip(last.track_ids.tolist(), self._keypoint_boxes(image_size)))
+        newest = dict(zip(last.track_ids.tolist(), self._keypoint_boxes(image_size, kpt_threshold)))
         boxes = np.stack([newest.get(i, box) for i, box in zip(ids.tolist(), tracked.boxes)])
         return Detections(boxes, tracked.scores), ids
 
@@ -275,14 +278,15 @@ class TrackingStage:
         last = self._last
         return last is not None and len(last) > 0 and last.track_ids is not None
 
-    def poses(self, poses: Poses, time: float | None = None) -> Poses:
-        """Remember the raw poses for the next frame's boxes; smoothed when there is a smoother."""
+    def poses(self, poses: Poses, time: float | None = None, kpt_threshold: float | None = None) -> Poses:
+        """Remember the raw poses for the next frame's boxes; smoothed when there is a smoother
+        (keypoints under ``kpt_threshold`` stay raw; None: the smoother's own)."""
         self._last = poses
         if self.smoother is None:
             return poses
         if time is None:
             raise ValueError("smoothing needs the frame time")
-        return self.smoother(poses, time)
+        return self.smoother(poses, time, kpt_threshold)
 
     def reset(self) -> None:
         self.tracker.reset()
