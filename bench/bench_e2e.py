@@ -416,7 +416,7 @@ class EngineStages(Side):
         super().__init__(args)
         from vitpose_live.apps import job
         from vitpose_live.apps.cli import parse_request
-        from vitpose_live.engine.engine import build_engine
+        from vitpose_live.engine.recipe import build_engine
         from vitpose_live.render import PoseAnnotator
 
         self.clip, self.out_path = clip, out_path
@@ -440,19 +440,20 @@ class EngineStages(Side):
         self.frame_iter = iter(self.source)
 
     def step(self) -> list[float] | None:
-        from vitpose_live.models.pose import valid_boxes
+        from vitpose_live.models.crops import valid_boxes
 
         clock, detector, pose = self.clock, self.engine.detector, self.engine.pose
         frame = next(self.frame_iter, None)
         if frame is None:
             return None
         t1 = clock()
-        image = self.engine._upload(frame.image)  # the frame on the device once (no-op on CPU)
+        image = self.engine.upload(frame.image)  # the frame on the device once (no-op on CPU)
         pixels = detector.preprocess(image)
         t2 = clock()
         outputs = detector.forward(pixels)
         t3 = clock()
-        detections = detector.postprocess(outputs, [frame.image.shape[:2]])[0]
+        settings = self.engine.settings  # the engine's own per-call threshold and cap (no tracking here)
+        detections = detector.postprocess(outputs, [frame.image.shape[:2]], settings.det_threshold, settings.max_persons)[0]
         keep = valid_boxes(detections.boxes)
         boxes, scores = detections.boxes[keep], detections.scores[keep]
         t4 = clock()

@@ -47,7 +47,7 @@ def engine_alone(clip: Path, pose_dir: Path, det_dir: Path, args) -> dict:
     """``engine.process_batch`` over the clip's frames, decoded beforehand, at the CLI's batch."""
     from vitpose_live.apps import job
     from vitpose_live.apps.cli import parse_request
-    from vitpose_live.engine.engine import build_engine
+    from vitpose_live.engine.recipe import build_engine
     from vitpose_live.sources import VideoFileSource
 
     argv = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir),

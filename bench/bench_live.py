@@ -71,7 +71,7 @@ PROFILE_POLICIES = ("profile: detector paced", "profile, detector unpaced")
 
 
 def engine_options(name: str, args):
-    from vitpose_live.engine.engine import EngineOptions, FrameSettings
+    from vitpose_live.engine.recipe import EngineOptions, FrameSettings
     from vitpose_live.engine.profiles import profile_for
 
     settings = FrameSettings(max_persons=args.max_persons, smooth=True)
@@ -84,7 +84,7 @@ def engine_options(name: str, args):
 
 
 def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
-    from vitpose_live.engine.engine import build_engine
+    from vitpose_live.engine.recipe import build_engine
     from vitpose_live.runtime.run import Outputs, RunOptions, run
 
     engine = build_engine(engine_options(name, args), models=models)
@@ -154,7 +154,7 @@ def single_crop_ms(pose, reps: int = 15) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from bench_e2e import build_models
 
-    from vitpose_live.engine.engine import ModelOptions, load_models
+    from vitpose_live.engine.recipe import ModelOptions, load_models
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("tiny", "base"), default="tiny")

@@ -30,7 +30,7 @@ from bench_e2e import build_models, prepare_clip  # noqa: E402
 
 from vitpose_live.apps import job
 from vitpose_live.apps.cli import main as cli_main, parse_request
-from vitpose_live.engine.engine import build_engine
+from vitpose_live.engine.recipe import build_engine
 from vitpose_live.models.device import image_to_device
 from vitpose_live.sources import VideoFileSource
 

@@ -17,10 +17,10 @@ from .types import Detections, Frame, Poses
 
 # public name -> the module that defines it
 _ON_FIRST_USE = {
-    "build_engine": ".engine.engine",
-    "EngineOptions": ".engine.engine",
-    "FrameSettings": ".engine.engine",
-    "ModelOptions": ".engine.engine",
+    "build_engine": ".engine.recipe",
+    "EngineOptions": ".engine.recipe",
+    "FrameSettings": ".engine.settings",
+    "ModelOptions": ".engine.recipe",
     "PoseEngine": ".engine.engine",
     "PoseEstimator": ".models.pose",
     "PersonDetector": ".models.detector",

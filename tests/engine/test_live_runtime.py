@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support.scripted import B_SCORE, THRESHOLD, ScriptedDetector, scene, write_frames
 
-from vitpose_live.engine import engine as engine_module
+from vitpose_live.engine import recipe as recipe_module
 from vitpose_live.outputs.sinks import read_keypoints_jsonl
 
 
@@ -26,7 +26,7 @@ def scripted(monkeypatch, pose_model, tmp_path):
         frames = write_frames(folder, count)
         detector = ScriptedDetector(frames, delay=delay)
         pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
-        monkeypatch.setattr(engine_module, "load_models", lambda options: (pose, detector))
+        monkeypatch.setattr(recipe_module, "load_models", lambda options: (pose, detector))
         return folder, detector
 
     return make
@@ -102,7 +102,7 @@ class SlowPictureSink:
 
 
 def test_a_slow_sink_drops_old_results_instead_of_queueing_them(scripted):
-    from vitpose_live.engine.engine import EngineOptions, build_engine
+    from vitpose_live.engine.recipe import EngineOptions, build_engine
     from vitpose_live.runtime.run import Outputs, RunOptions, run
     from vitpose_live.sources import FolderSource
 
@@ -121,7 +121,7 @@ def test_a_slow_sink_drops_old_results_instead_of_queueing_them(scripted):
 
 
 def test_settings_apply_on_the_next_frame_without_resetting_tracks(scripted):
-    from vitpose_live.engine.engine import EngineOptions, FrameSettings, build_engine
+    from vitpose_live.engine.recipe import EngineOptions, FrameSettings, build_engine
     from vitpose_live.sources import read_image
     from vitpose_live.types import Frame
 
@@ -179,7 +179,9 @@ def _feed(engine, frames, period: float = 0.02):
 def _paced_engine(pose_model, frames, gap: float, script=scene, delay: float = 0.05):
     from support.models import pose_processor
 
-    from vitpose_live.engine.engine import FrameSettings, PoseEngine
+    from vitpose_live.engine.engine import PoseEngine
+
+    from vitpose_live.engine.recipe import FrameSettings
     from vitpose_live.models.pose import PoseEstimator
     from vitpose_live.engine.tracking import PersonTracker, TrackingStage
 

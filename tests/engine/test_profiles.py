@@ -82,7 +82,7 @@ def test_a_bad_detector_size_is_one_line(run_cli, tmp_path, value):
 
 
 def test_the_detector_size_reaches_the_detector_from_the_cli_and_the_web_app(pose_dir, detector_dir):
-    from vitpose_live.engine.engine import load_models
+    from vitpose_live.engine.recipe import load_models
     from vitpose_live.apps.web.state import ModelCache
 
     args = parse_request(["--source", "x.mp4", "--device", "cpu", "--model", pose_dir,

@@ -8,13 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vitpose_live.engine.tracking import (
-    OneEuroFilter,
-    PersonTracker,
-    PoseSmoother,
-    TrackingStage,
-    boxes_from_keypoints,
-)
+from vitpose_live.engine.smoothing import OneEuroFilter, PoseSmoother
+from vitpose_live.engine.tracking import PersonTracker, TrackingStage, boxes_from_keypoints
 from vitpose_live.types import Detections, Poses
 
 FPS = 30.0

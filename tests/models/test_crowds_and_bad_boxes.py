@@ -66,10 +66,10 @@ class BoxesDetector:
 
         self.detections = Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32))
 
-    def __call__(self, image):
+    def __call__(self, image, threshold=None, max_persons=None):
         return self.detections
 
-    def detect_batch(self, images):
+    def detect_batch(self, images, threshold=None, max_persons=None):
         return [self.detections for _ in images]
 
 

@@ -48,16 +48,13 @@ def test_the_model_input_matches_the_reference_processor(detector, rng, height, 
 def test_person_boxes_from_identical_outputs_match_the_reference(detector, rng, threshold):
     outputs = random_outputs(rng, images=2)
     sizes = [(1080, 1920), (719, 1281)]
-    detector.threshold = threshold
-    try:
-        ours = detector.postprocess(outputs, sizes)
-    finally:
-        detector.threshold = 0.5
+    ours = detector.postprocess(outputs, sizes, threshold)
     for (boxes, scores), detections in zip(reference_persons(outputs, sizes, threshold), ours):
         assert len(detections) == len(boxes)
         assert np.abs(detections.boxes - boxes).max(initial=0) <= 1.0
         assert np.allclose(detections.scores, scores)
         assert (np.diff(detections.scores) <= 0).all()  # highest score first
+    assert detector.threshold == 0.5  # a call's threshold is not written onto the shared detector
 
 
 def test_end_to_end_boxes_match_the_full_reference_recipe(detector, detector_model, rng):
@@ -146,7 +143,7 @@ def test_a_compiled_detector_compiles_once_and_pads_or_splits_other_batch_sizes(
         outputs = compiled.forward(batch)
         assert torch.allclose(outputs.logits, expected.logits[: len(batch)], atol=1e-5)
         assert torch.allclose(outputs.pred_boxes, expected.pred_boxes[: len(batch)], atol=1e-6)
-    assert compiled._compiled_batch == 3
+    assert compiled.compiled_batch == 3
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled once, never again
 
 
@@ -213,18 +210,19 @@ def test_the_live_detector_thread_warms_a_compiled_detector_on_itself():
         def warm(self, batch_sizes):
             self.threads.append(("warm", threading.current_thread().name, tuple(batch_sizes)))
 
-        def __call__(self, image):
-            self.threads.append(("call", threading.current_thread().name))
+        def __call__(self, image, threshold=None, max_persons=None):
+            self.threads.append(("call", threading.current_thread().name, threshold, max_persons))
             return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
     detector = Recorder()
     thread = DetectorThread(detector)
     try:
-        thread.offer(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0, 0.0))
+        thread.offer(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0, 0.0), 0.4, 3)
         assert thread.take(wait=True) is not None
     finally:
         thread.close()
-    assert detector.threads == [("warm", "vitpose-detector", (1,)), ("call", "vitpose-detector")]
+    # the offered frame's threshold and person cap reach the detector with it
+    assert detector.threads == [("warm", "vitpose-detector", (1,)), ("call", "vitpose-detector", 0.4, 3)]
 
 
 @pytest.mark.parametrize("side", [320, 416])
@@ -258,7 +256,7 @@ def test_boxes_at_a_reduced_input_size_come_back_in_the_images_pixels(detector_m
     ({"max_height": 640, "max_width": 640}, 320, {"max_height": 320, "max_width": 320}),
 ])
 def test_an_input_side_scales_each_kind_of_processor_size(size, side, expected):
-    from vitpose_live.models.detector import ResizeSettings
+    from vitpose_live.models.resize import ResizeSettings
 
     settings = ResizeSettings.from_processor({"size": size}).with_side(side)
     assert settings.size == expected
@@ -342,3 +340,13 @@ def test_a_bare_d_fine_without_a_processor_resizes_as_its_checkpoints_processor_
     told = PersonDetector(model, processor=RTDetrImageProcessorPil(), device="cpu")
     assert bare.resize == told.resize
     assert torch.equal(bare.preprocess(image), told.preprocess(image))
+
+
+def test_a_calls_person_cap_keeps_the_best_persons_and_leaves_the_detectors_own(detector, rng):
+    outputs = random_outputs(rng, images=1)
+    every = detector.postprocess(outputs, [(480, 640)], 0.05)[0]
+    capped = detector.postprocess(outputs, [(480, 640)], 0.05, max_persons=2)[0]
+
+    assert len(every) > 2 and len(capped) == 2
+    assert np.array_equal(capped.scores, every.scores[:2])
+    assert detector.max_persons is None

@@ -5,7 +5,7 @@ choices, the I/O choices that follow from the device, and one clear error for a 
 import pytest
 import torch
 
-from vitpose_live.engine.engine import ModelOptions, load_models
+from vitpose_live.engine.recipe import ModelOptions, load_models
 from vitpose_live.models.device import background_io, decode_threads, resolve, resolve_device, resolve_dtype
 
 CPU = torch.device("cpu")

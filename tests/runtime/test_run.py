@@ -11,7 +11,7 @@ import pytest
 from support.models import pose_processor
 from support.scripted import THRESHOLD, ScriptedDetector, write_frames
 
-from vitpose_live.engine.engine import EngineOptions, FrameSettings, build_engine
+from vitpose_live.engine.recipe import EngineOptions, FrameSettings, build_engine
 from vitpose_live.models.pose import PoseEstimator
 from vitpose_live.runtime.run import Outputs, RunOptions, run
 from vitpose_live.sources import FolderSource

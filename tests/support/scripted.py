@@ -60,18 +60,20 @@ class ScriptedDetector:
         self.calls: list[int | None] = []
         self._lock = threading.Lock()
 
-    def __call__(self, image) -> Detections:
+    def __call__(self, image, threshold: float | None = None, max_persons: int | None = None) -> Detections:
         started = time.monotonic()
         index = self._index.get(_key(image))
         with self._lock:
             self.calls.append(index)
         found = self.script(index) if index is not None else Detections.empty()
-        keep = np.flatnonzero(found.scores > self.threshold)[: self.max_persons]
+        threshold = self.threshold if threshold is None else threshold
+        cap = self.max_persons if max_persons is None else max_persons
+        keep = np.flatnonzero(found.scores > threshold)[:cap]
         time.sleep(max(0.0, self.delay - (time.monotonic() - started)))
         return Detections(found.boxes[keep], found.scores[keep])
 
-    def detect_batch(self, images) -> list[Detections]:
-        return [self(image) for image in images]
+    def detect_batch(self, images, threshold: float | None = None, max_persons: int | None = None) -> list[Detections]:
+        return [self(image, threshold, max_persons) for image in images]
 
     @property
     def frames_seen(self) -> list[int]:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from ..defaults import DET_THRESHOLD, KPT_THRESHOLD
 from ..errors import UserError
 from .collection import add_collection_arguments
 from .console import EXIT_INTERRUPTED, EXIT_OK, fail, quiet_libraries, reported, stop_on_sigterm
@@ -80,10 +81,11 @@ def _model_arguments(models) -> None:
 
 def _detection_arguments(detection) -> None:
     from ..engine.profiles import CPU_PROFILE
-    detection.add_argument("--det-threshold", type=float, default=0.5, help="person score threshold (default 0.5)")
+    detection.add_argument("--det-threshold", type=float, default=DET_THRESHOLD,
+                           help=f"person score threshold (default {DET_THRESHOLD})")
     detection.add_argument("--max-persons", type=int, default=None, help="keep at most this many persons per frame "
                            f"(default: the device profile's with its own detector, {CPU_PROFILE.max_persons} on a CPU; else all)")
-    detection.add_argument("--kpt-threshold", type=float, default=0.3, help="draw keypoints above this score")
+    detection.add_argument("--kpt-threshold", type=float, default=KPT_THRESHOLD, help="draw keypoints above this score")
     detection.add_argument("--show-boxes", action="store_true", help="draw person boxes")
 
 

@@ -41,7 +41,7 @@ class Worker:
 
     def warm(self) -> None:
         """Load the models now (a replacement takes inputs only once they are loaded)."""
-        from ..engine.engine import build_engine
+        from ..engine.recipe import build_engine
         from .job import engine_options
 
         if self._engine is None:

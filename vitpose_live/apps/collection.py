@@ -305,7 +305,7 @@ def skip_done(jobs: list[Job], recorder: Recorder) -> list[Job]:
 
 def run_local(jobs: list[Job], request: Request, recorder: Recorder) -> None:
     """One input after another through one engine (the models load once)."""
-    from ..engine.engine import build_engine
+    from ..engine.recipe import build_engine
     from .job import engine_options
 
     engine = build_engine(engine_options(request, live=False))

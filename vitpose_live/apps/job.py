@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..defaults import file_batch
 from ..errors import UserError
 from .request import Request, camera_size, wants_window
 
@@ -54,7 +55,7 @@ def model_choice(request: Request):
 
 def engine_options(request: Request, *, live: bool):
     """The shared recipe's options from the command line."""
-    from ..engine.engine import EngineOptions, FrameSettings, ModelOptions
+    from ..engine.recipe import EngineOptions, FrameSettings, ModelOptions
 
     choice = model_choice(request)
     models = ModelOptions(choice.model, choice.detector, request.device, request.dtype, request.expert, request.flip_test,
@@ -146,17 +147,11 @@ def open_window(request: Request, spec):
         return None
 
 
-def file_batch(request: Request, engine) -> int:
-    """Frames per forward pass for files when nothing tracks across frames (a GPU's per-call
-    overhead shared by the batch)."""
-    return request.batch or (8 if engine.pose.placement.is_cuda else 4)
-
-
 def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
     before for a file (a collection reuses one per process); its tracking state is reset."""
     from ..engine.control import LatencyController
-    from ..engine.engine import build_engine
+    from ..engine.recipe import build_engine
     from ..render import HudAnnotator, PoseAnnotator
     from ..runtime.run import RunOptions, run
     from ..procs.decode_process import DecodeProcessSource
@@ -180,11 +175,11 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     info = source.info
     options = RunOptions(
         live=live, realtime_fps=info.fps if request.realtime and not source.is_live else None,
-        batch=file_batch(request, engine), draw=window is not None, total=info.frame_count,
+        batch=file_batch(engine.pose.placement.is_cuda, request.batch), draw=window is not None, total=info.frame_count,
         progress=not request.no_progress,
     )
     report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
-                 on_frame=Viewer(window, annotator, hud, request.snapshot_dir) if window is not None else None,
+                 on_frame=Viewer(window, annotator, hud, request.snapshot_dir, engine) if window is not None else None,
                  on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
                  on_idle=window.pump if window is not None else None)
     stats = report.stats

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from ..defaults import AUTO, DET_THRESHOLD, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
 from ..errors import UserError
 
 FORMATS = ("jsonl", "csv", "coco")
@@ -24,20 +25,20 @@ class Request:
     output: str | None = None
     keypoints: str | None = None
     # models
-    model: str = "auto"
-    detector: str = "auto"
-    detector_size: str = "auto"
-    device: str = "auto"
-    dtype: str = "auto"
+    model: str = AUTO
+    detector: str = AUTO
+    detector_size: str = AUTO
+    device: str = AUTO
+    dtype: str = AUTO
     expert: str | None = None
     flip_test: bool = False
     cuda_graphs: bool = False
     compile: bool = False
     batch: int | None = None
     # detection and drawing
-    det_threshold: float = 0.5
+    det_threshold: float = DET_THRESHOLD
     max_persons: int | None = None
-    kpt_threshold: float = 0.3
+    kpt_threshold: float = KPT_THRESHOLD
     show_boxes: bool = False
     # live
     window: bool | None = None
@@ -126,26 +127,32 @@ def _check_outputs(request: Request, spec) -> None:
 
 
 def _check_numbers(request: Request, *, live: bool) -> None:
-    for name, low in (("max_persons", 1), ("det_every", 1), ("batch", 1)):
-        value = getattr(request, name)
-        if value is not None and value < low:
-            raise UserError(f"--{name.replace('_', '-')} must be at least {low}")
-    if request.detector_size != "auto":
-        try:
-            side = int(request.detector_size)
-        except ValueError:
-            side = 0
-        if side < 32:
-            raise UserError("--detector-size must be auto or a whole number of pixels, at least 32")
+    try:
+        _check_ranges(request)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     if request.io_processes and request.window:
         raise UserError("--io-processes draws in another process: it does not go with --window")
-    if request.latency_target is not None and request.latency_target <= 0:
-        raise UserError("--latency-target must be a positive number of milliseconds")
     if request.latency_target and not live:
         raise UserError("--latency-target is for live sources (a webcam, a stream, or a file with --realtime)")
+
+
+def _check_ranges(request: Request) -> None:
+    """The shared validators (:mod:`vitpose_live.defaults`) on the flags' values."""
+    for name in ("max_persons", "det_every", "batch"):
+        check_at_least(_flag(name), getattr(request, name), 1)
+    if request.detector_size != AUTO:
+        side = int(request.detector_size) if str(request.detector_size).isdigit() else 0
+        if side < 32:
+            raise ValueError("--detector-size must be auto or a whole number of pixels, at least 32")
+    if request.latency_target is not None and request.latency_target <= 0:
+        raise ValueError("--latency-target must be a positive number of milliseconds")
     for name in ("det_threshold", "kpt_threshold"):
-        if not 0.0 <= getattr(request, name) <= 1.0:
-            raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1")
+        check_fraction(_flag(name), getattr(request, name))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _check_single_input(request: Request) -> None:
@@ -168,12 +175,12 @@ def check_collection(request: Request) -> tuple[str, ...]:
             raise UserError(f"{flag} is for one input; with --output-dir every input gets its own outputs")
     if request.ray is None and (request.workers is not None or request.gpus_per_worker is not None):
         raise UserError("--workers and --gpus-per-worker are for --ray")
-    if request.workers is not None and request.workers < 1:
-        raise UserError("--workers must be at least 1")
-    if request.gpus_per_worker is not None and request.gpus_per_worker < 0:
-        raise UserError("--gpus-per-worker must not be negative")
-    if request.retries < 0:
-        raise UserError("--retries must not be negative")
+    try:
+        check_at_least("--workers", request.workers, 1)
+        check_not_negative("--gpus-per-worker", request.gpus_per_worker or 0)
+        check_not_negative("--retries", request.retries)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     names = tuple(dict.fromkeys(name.strip().lower() for name in request.formats.split(",") if name.strip()))
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:

@@ -15,10 +15,13 @@ from ..render import HudAnnotator, PoseAnnotator
 
 class Viewer:
     """``on_frame`` for :func:`vitpose_live.runtime.run.run`: returns True when the user quits.
-    Snapshots (``s``) go to ``snapshot_dir`` as a PNG and its keypoints JSON."""
+    Snapshots (``s``) go to ``snapshot_dir`` as a PNG and its keypoints JSON. The keypoint
+    threshold keys (``+``/``-``) change the engine's: the run loop draws with it, and the smoother and
+    the keypoint files use the same one."""
 
-    def __init__(self, window, annotator: PoseAnnotator, hud: HudAnnotator, snapshot_dir: str | Path = ".") -> None:
-        self.window, self.annotator, self.hud = window, annotator, hud
+    def __init__(self, window, annotator: PoseAnnotator, hud: HudAnnotator, snapshot_dir: str | Path = ".",
+                 engine=None) -> None:
+        self.window, self.annotator, self.hud, self.engine = window, annotator, hud, engine
         self.snapshot_dir = Path(snapshot_dir)
         self.paused = False
 
@@ -41,7 +44,8 @@ class Viewer:
             self.hud.enabled = not self.hud.enabled
         elif action in ("more", "fewer"):
             step = 0.05 if action == "more" else -0.05
-            self.annotator.kpt_threshold = round(min(0.95, max(0.0, self.annotator.kpt_threshold + step)), 2)
+            threshold = round(min(0.95, max(0.0, self.engine.settings.kpt_threshold + step)), 2)
+            self.engine.update(kpt_threshold=threshold)
         elif action == "snapshot":
             self.snapshot(picture, result)
         elif action == "pause":

@@ -1,6 +1,6 @@
-"""One frame in, every person's pose out: detector + pose model (+ tracking and smoothing), and
-the one recipe that builds it (:class:`EngineOptions` → :func:`build_engine`), used by the
-command line, the window, the web app and the benchmarks alike.
+"""One frame in, every person's pose out: detector + pose model (+ tracking and smoothing). The
+one recipe that builds it (:class:`~.recipe.EngineOptions` → :func:`~.recipe.build_engine`),
+used by the command line, the window, the web app and the benchmarks alike, is in :mod:`.recipe`.
 
 Detection policy: files detect on every ``det_every``-th frame, inline (deterministic); live
 sources detect on a thread of their own (:mod:`.live_detection`), at most once per
@@ -11,103 +11,24 @@ works").
 
 from __future__ import annotations
 
-import copy
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from ..defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+from ..defaults import WEAK_DETECTION_FLOOR
 from ..models.detector import PersonDetector
 from ..models.device import image_to_device
-from .live_detection import DetectorThread
-from ..models.pose import PoseEstimator, valid_boxes
-from .tracking import PersonTracker, PoseSmoother, TrackingStage
+from ..models.crops import valid_boxes
+from ..models.pose import PoseEstimator
 from ..types import Detections, Frame, Poses
-
-# Tracking keeps existing people alive on detections down to this score (ByteTrack's second
-# stage); only those above the user's threshold start a track.
-WEAK_DETECTION_FLOOR = 0.3
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """What loads models: a change means loading again."""
-
-    model: str = DEFAULT_POSE_MODEL
-    detector: str = DEFAULT_DETECTOR
-    device: str = "auto"
-    dtype: str = "auto"
-    expert: str | None = None
-    flip_test: bool = False
-    cuda_graphs: bool = False
-    compile: bool = False  # torch.compile the detector (on the thread that calls it; CPU: inductor)
-    detector_size: int | None = None  # the detector's input side in pixels (None: its processor's)
-
-
-@dataclass(frozen=True)
-class FrameSettings:
-    """What applies from the next frame on, with the models and the tracks kept."""
-
-    det_threshold: float = 0.5
-    max_persons: int | None = None
-    kpt_threshold: float = 0.3
-    smooth: bool = False
-    smooth_min_cutoff: float = 1.0
-    smooth_beta: float = 0.05
-
-    def __post_init__(self) -> None:
-        for name in ("det_threshold", "kpt_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1")
-        if self.max_persons is not None and self.max_persons < 1:
-            raise ValueError("max persons must be at least 1")
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """The whole recipe. ``live``: detection off the frame path; ``det_every``: detect on every
-    Nth frame (files) or at most once per N frames (live); ``tracking``: ids and boxes across
-    frames (always on live, with ``det_every`` > 1 or smoothing); ``detector_gap_s`` (live):
-    seconds left between detector passes while persons are tracked (:class:`PoseEngine`)."""
-
-    models: ModelOptions = field(default_factory=ModelOptions)
-    settings: FrameSettings = field(default_factory=FrameSettings)
-    live: bool = False
-    det_every: int = 1
-    tracking: bool = False
-    detector_gap_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.det_every < 1:
-            raise ValueError("det_every must be at least 1")
-        if self.detector_gap_s < 0:
-            raise ValueError("detector_gap_s must not be negative")
-        if self.live or self.det_every > 1 or self.settings.smooth:
-            object.__setattr__(self, "tracking", True)
-
-
-def load_models(options: ModelOptions) -> tuple[PoseEstimator, PersonDetector]:
-    """The pose model, then the detector on the same device and dtype."""
-    pose = PoseEstimator(options.model, device=options.device, dtype=options.dtype, expert=options.expert,
-                         flip_test=options.flip_test, cuda_graphs=options.cuda_graphs)
-    detector = PersonDetector(options.detector, device=pose.placement.device, dtype=pose.placement.dtype,
-                              compile=options.compile, cuda_graphs=options.cuda_graphs,
-                              input_side=options.detector_size)
-    return pose, detector
-
-
-def build_engine(options: EngineOptions, models: tuple[PoseEstimator, PersonDetector] | None = None) -> PoseEngine:
-    """The engine ``options`` describe, over ``models`` when given (loaded ones, shared: the
-    engine keeps a shallow copy of the detector for its own thresholds)."""
-    pose, detector = models if models is not None else load_models(options.models)
-    tracking = TrackingStage(PersonTracker()) if options.tracking else None
-    return PoseEngine(pose, copy.copy(detector), det_every=options.det_every, tracking=tracking,
-                      settings=options.settings, live=options.live, detector_gap_s=options.detector_gap_s)
-
+from .live_detection import DetectorThread
+from .settings import FrameSettings
+from .smoothing import PoseSmoother
+from .tracking import TrackingStage
 
 @dataclass(frozen=True)
 class StageTimes:
@@ -184,16 +105,15 @@ class PoseEngine:
 
     @settings.setter
     def settings(self, settings: FrameSettings) -> None:
-        """Thresholds and smoothing from the next frame on; tracks and models are kept."""
+        """Thresholds and smoothing from the next frame on; tracks and models are kept. The
+        detector is shared: its threshold and person cap are passed per call, never written."""
         self._settings = settings
-        tracked = self.tracking is not None
-        floor = min(settings.det_threshold, WEAK_DETECTION_FLOOR) if tracked else settings.det_threshold
-        self.detector.threshold, self.detector.max_persons = floor, settings.max_persons
-        if not tracked:
+        if self.tracking is None:
             return
         self.tracking.tracker.threshold = settings.det_threshold
-        self.tracking.kpt_threshold = settings.kpt_threshold
         smoother = self.tracking.smoother
+        # the keypoint threshold is passed per frame (:meth:`__call__`); a smoother is made again
+        # (its filters restarted) when its cut-offs or the threshold it was made for change
         wanted = (settings.smooth_min_cutoff, settings.smooth_beta, settings.kpt_threshold)
         if not settings.smooth:
             self.tracking.smoother = None
@@ -202,6 +122,23 @@ class PoseEngine:
 
     def update(self, **changes) -> None:
         self.settings = replace(self.settings, **changes)
+
+    def _detection_keep(self) -> tuple[float | None, int | None]:
+        """(threshold, max_persons) for this engine's detector calls; (None, None) before any
+        settings: the detector's own. With tracking, detections down to the weak floor come back
+        (they keep tracks alive; only those above the threshold start one)."""
+        settings = self._settings
+        if settings is None:
+            return None, None
+        threshold = settings.det_threshold
+        if self.tracking is not None:
+            threshold = min(threshold, WEAK_DETECTION_FLOOR)
+        return threshold, settings.max_persons
+
+    @property
+    def detector_running(self) -> bool:
+        """Whether the live detector thread is started (it stops on :meth:`close`)."""
+        return self._detector_thread is not None
 
     @property
     def detector_passes(self) -> int:
@@ -223,8 +160,9 @@ class PoseEngine:
             self._passes += self._detector_thread.passes
             self._detector_thread = None
 
-    def _upload(self, image: np.ndarray):
-        """The frame on the model's device once, shared by detector and pose model."""
+    def upload(self, image: np.ndarray):
+        """The frame on the model's device once, shared by detector and pose model (the first
+        stage of a frame; a no-op on a CPU). Public for benchmarks that time the stages."""
         if self.pose.device.type == "cpu":
             return image
         return image_to_device(image, self.pose.placement)
@@ -235,7 +173,7 @@ class PoseEngine:
             self._since_detection = since + 1
             return None
         self._since_detection = 0
-        detections = self.detector(image)
+        detections = self.detector(image, *self._detection_keep())
         good = valid_boxes(detections.boxes)  # a NaN or empty box must not reach the tracker
         return Detections(detections.boxes[good], detections.scores[good])
 
@@ -249,7 +187,7 @@ class PoseEngine:
             self._since_detection = None
         since = self._since_detection
         if thread.idle and (since is None or since + 1 >= self.det_every) and not self._pausing(thread):
-            thread.offer(frame)
+            thread.offer(frame, *self._detection_keep())
             self._since_detection = 0
         else:
             self._since_detection = (since or 0) + 1
@@ -267,7 +205,7 @@ class PoseEngine:
         return ended is not None and time.monotonic() - ended < self.detector_gap_s
 
     def __call__(self, frame: Frame) -> Result:
-        image = self._upload(frame.image)
+        image = self.upload(frame.image)
         start = time.perf_counter()
         age = pass_ms = None
         if self.live:  # detect: what this frame waited (the first frame only)
@@ -280,14 +218,15 @@ class PoseEngine:
         fresh = detections is not None
         posing = time.perf_counter()
         ids = None
+        kpt = None if self._settings is None else self._settings.kpt_threshold  # None: the stage's own
         if self.tracking is not None:
             detections, ids = self.tracking.boxes(detections, _seconds(frame), (frame.width, frame.height),
-                                                  detected_at=detected_at)
+                                                  detected_at=detected_at, kpt_threshold=kpt)
         keep = valid_boxes(detections.boxes)
         poses = self.pose(image, detections.boxes, detections.scores)
         posed_at = time.perf_counter()
         if self.tracking is not None:
-            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame))
+            poses = self.tracking.poses(poses.replace(track_ids=ids[keep]), _seconds(frame), kpt)
         times = StageTimes(detect=detect_ms, pose=(posed_at - posing) * 1e3, track=(time.perf_counter() - posed_at) * 1e3)
         return Result(frame, poses, times, fresh, age, pass_ms)
 
@@ -295,8 +234,8 @@ class PoseEngine:
         """Several frames with detection on each and one pose forward pass over all their crops
         (for files, where latency does not matter; no tracking)."""
         start = time.perf_counter()
-        images = [self._upload(frame.image) for frame in frames]
-        detections = self.detector.detect_batch(images)
+        images = [self.upload(frame.image) for frame in frames]
+        detections = self.detector.detect_batch(images, *self._detection_keep())
         detected_at = time.perf_counter()
         poses = self.pose.estimate_batch(images, [d.boxes for d in detections], [d.scores for d in detections])
         posed_at = time.perf_counter()

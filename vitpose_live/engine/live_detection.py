@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.device import image_to_device
-from ..models.pose import valid_boxes
+from ..models.crops import valid_boxes
 from ..types import Detections, Frame
 
 _POLL = 0.05  # seconds between checks of the stop flag while waiting
@@ -34,7 +34,8 @@ class LateDetections:
 
 
 class DetectorThread:
-    """``offer(frame)`` the newest frame; ``take()`` the newest finished detection (once).
+    """``offer(frame, threshold, max_persons)`` the newest frame, with the detection settings for
+    its pass; ``take()`` the newest finished detection (once).
 
     An error in the detector is raised again from the next ``take``. On CUDA the passes run on
     a stream of their own, so a pose pass on the default stream need not queue behind them.
@@ -46,6 +47,7 @@ class DetectorThread:
         self.finished_at: float | None = None  # time.monotonic() when the last pass ended
         self._cond = threading.Condition()
         self._frame: Frame | None = None
+        self._keep: tuple[float | None, int | None] = (None, None)  # the offered frame's threshold, cap
         self._busy = False
         self._done: LateDetections | None = None
         self._error: BaseException | None = None
@@ -59,10 +61,11 @@ class DetectorThread:
         with self._cond:
             return self._frame is None and not self._busy
 
-    def offer(self, frame: Frame) -> None:
-        """Detect on ``frame`` next (replacing a frame still waiting)."""
+    def offer(self, frame: Frame, threshold: float | None = None, max_persons: int | None = None) -> None:
+        """Detect on ``frame`` next (replacing a frame still waiting), keeping persons above
+        ``threshold``, at most ``max_persons`` (None: the detector's own)."""
         with self._cond:
-            self._frame = frame
+            self._frame, self._keep = frame, (threshold, max_persons)
             self._cond.notify_all()
 
     def take(self, wait: bool = False) -> LateDetections | None:
@@ -82,14 +85,14 @@ class DetectorThread:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _next_frame(self) -> Frame | None:
+    def _next_frame(self) -> tuple[Frame, tuple[float | None, int | None]] | None:
         with self._cond:
             while self._frame is None and not self._closed:
                 self._cond.wait(_POLL)
             if self._closed:
                 return None
             frame, self._frame, self._busy = self._frame, None, True
-            return frame
+            return frame, self._keep
 
     def _run(self) -> None:
         placement = self.detector.placement
@@ -100,10 +103,11 @@ class DetectorThread:
                     # compiled (and its CUDA graphs captured) on the thread that calls it; a size
                     # that follows the image's compiles on the first frame, on this thread too
                     self.detector.warm([1])
-                while (frame := self._next_frame()) is not None:
+                while (offered := self._next_frame()) is not None:
+                    frame, (threshold, max_persons) = offered
                     start = time.perf_counter()
                     image = image_to_device(frame.image, placement) if stream else frame.image
-                    detections = self.detector(image)
+                    detections = self.detector(image, threshold, max_persons)
                     good = valid_boxes(detections.boxes)  # a NaN or empty box must not reach the tracker
                     done = LateDetections(
                         Detections(detections.boxes[good], detections.scores[good]),

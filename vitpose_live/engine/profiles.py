@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..defaults import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
-
-AUTO = "auto"
+from ..defaults import AUTO, DEFAULT_DETECTOR, DEFAULT_POSE_MODEL, auto_means_cuda, check_at_least, check_not_negative
 
 
 @dataclass(frozen=True)
@@ -41,12 +39,9 @@ class DeviceProfile:
     device_label: str
 
     def __post_init__(self) -> None:
-        if self.det_every < 1:
-            raise ValueError("det_every must be at least 1")
-        if self.detector_gap_s < 0:
-            raise ValueError("detector_gap_s must not be negative")
-        if self.detector_size is not None and self.detector_size < 32:
-            raise ValueError("detector_size must be at least 32 pixels")
+        check_at_least("det_every", self.det_every, 1)
+        check_not_negative("detector_gap_s", self.detector_gap_s)
+        check_at_least("detector_size", self.detector_size, 32, "pixels")
 
 
 # The choice on a GPU: the defaults every figure in README "Speed" was measured with.
@@ -58,13 +53,8 @@ CPU_PROFILE = DeviceProfile("cpu", "usyd-community/vitpose-plus-small", "ustc-co
 
 
 def on_cuda(device: str) -> bool:
-    """Whether ``device`` is CUDA, or ``auto`` and CUDA is there (as :func:`.device.resolve` decides)."""
-    device = str(device)
-    if device == AUTO:
-        import torch
-
-        return torch.cuda.is_available()
-    return device.startswith("cuda")
+    """Whether ``device`` is CUDA, or ``auto`` and CUDA is there (:func:`~vitpose_live.defaults.auto_means_cuda`)."""
+    return auto_means_cuda(device)
 
 
 def profile_for(device: str) -> DeviceProfile:

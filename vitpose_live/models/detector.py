@@ -9,16 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..defaults import DEFAULT_DETECTOR
+from ..defaults import DEFAULT_DETECTOR, DET_THRESHOLD
 from .device import OUT_OF_MEMORY, Placement, back_off, host_to_device, image_to_device, resolve
 from .fuse import fold_batch_norms
 from .loading import ModelLoadError, default_processor_class, load_model, processor_settings
+from .resize import ResizeSettings
 from .rtdetr import FixedShapeRTDetr, supports
 from ..types import Detections
 
@@ -27,80 +27,7 @@ log = logging.getLogger(__name__)
 PERSON_LABELS = ("person", "people", "human", "pedestrian")
 # Detectors trained with sigmoid focal loss score every (query, class) pair and keep the top-k.
 _FOCAL_MODEL_TYPES = {"rt_detr", "rt_detr_v2", "d_fine", "deformable_detr", "deim", "lw_detr"}
-_RESAMPLE_MODES = {2: "bilinear", 3: "bicubic"}
 _GRAPH_MAX_BATCH = 16  # the largest detector batch replayed from one CUDA graph (larger ones split)
-
-
-@dataclass(frozen=True)
-class ResizeSettings:
-    """How the detector's input is made from an image (the processor's settings)."""
-
-    size: dict
-    do_resize: bool
-    mode: str
-    do_rescale: bool
-    rescale_factor: float
-    do_normalize: bool
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def from_processor(cls, settings: dict) -> ResizeSettings:
-        resample = settings.get("resample", 2)
-        resample = int(getattr(resample, "value", resample))
-        return cls(
-            size=dict(settings.get("size") or {"height": 640, "width": 640}),
-            do_resize=bool(settings.get("do_resize", True)),
-            mode=_RESAMPLE_MODES.get(resample, "bilinear"),
-            do_rescale=bool(settings.get("do_rescale", True)),
-            rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
-            do_normalize=bool(settings.get("do_normalize", False)),
-            mean=tuple(float(v) for v in np.broadcast_to(settings.get("image_mean") or (0.485, 0.456, 0.406), 3)),
-            std=tuple(float(v) for v in np.broadcast_to(settings.get("image_std") or (0.229, 0.224, 0.225), 3)),
-        )
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (height, width) the model sees for an image of this size."""
-        if not self.do_resize:
-            return height, width
-        size = self.size
-        if "height" in size and "width" in size:
-            return int(size["height"]), int(size["width"])
-        if "shortest_edge" in size:  # DETR-style: keep the aspect ratio
-            shortest, longest = int(size["shortest_edge"]), size.get("longest_edge")
-            small, large = min(height, width), max(height, width)
-            if longest is not None and large / small * shortest > longest:
-                shortest = int(round(longest * small / large))
-            if width <= height:
-                return int(shortest * height / width), shortest
-            return shortest, int(shortest * width / height)
-        if "max_height" in size and "max_width" in size:
-            scale = min(size["max_height"] / height, size["max_width"] / width)
-            return int(height * scale), int(width * scale)
-        raise ModelLoadError(f"unsupported detector processor size {size}")
-
-    def with_side(self, side: int | None) -> ResizeSettings:
-        """These settings with the model input scaled to ``side`` pixels (None: unchanged). A
-        fixed-size processor gets a ``side``×``side`` square; a shortest-edge one (DETR) gets
-        ``side`` as its shortest edge and its longest edge scaled by the same factor (the aspect
-        ratio limit kept); a max-size one gets ``side`` as both limits."""
-        if side is None:
-            return self
-        side = int(side)
-        if side < 32:
-            raise ValueError(f"the detector input size must be at least 32 pixels, got {side}")
-        size = self.size
-        if "height" in size and "width" in size:
-            scaled = {"height": side, "width": side}
-        elif "shortest_edge" in size:
-            scaled = {"shortest_edge": side}
-            if size.get("longest_edge") is not None:
-                scaled["longest_edge"] = int(round(size["longest_edge"] * side / size["shortest_edge"]))
-        elif "max_height" in size and "max_width" in size:
-            scaled = {"max_height": side, "max_width": side}
-        else:
-            raise ModelLoadError(f"unsupported detector processor size {size}")
-        return replace(self, size=scaled, do_resize=True)
 
 
 @dataclass(frozen=True)
@@ -151,7 +78,7 @@ class PersonDetector:
         processor=None,
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
-        threshold: float = 0.5,
+        threshold: float = DET_THRESHOLD,
         max_persons: int | None = None,
         min_box_size: float = 0,
         fold_norms: bool = True,
@@ -240,7 +167,7 @@ class PersonDetector:
         return self._compiled is not None
 
     @property
-    def _compiled_batch(self) -> int | None:
+    def compiled_batch(self) -> int | None:
         """The largest compiled batch size (None before the first compile)."""
         return self._buckets[-1] if self._buckets else None
 
@@ -330,9 +257,11 @@ class PersonDetector:
         return DetectorOutputs(logits, boxes)
 
     # -- stage 3 --------------------------------------------------------------------------
-    def ranked(self, outputs, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def ranked(self, outputs, sizes: Sequence[tuple[int, int]], threshold: float | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Device tensors per image and query, best score first: boxes (B,Q,4) xyxy pixels, scores
-        (B,Q) and whether each is a person kept by ``threshold`` and ``min_box_size`` (B,Q)."""
+        (B,Q) and whether each is a person kept by ``threshold`` (None: the detector's own) and
+        ``min_box_size`` (B,Q)."""
         logits = outputs.logits.float()
         boxes = outputs.pred_boxes.float()
         cx, cy, w, h = boxes.unbind(-1)
@@ -349,29 +278,34 @@ class PersonDetector:
             scores, order = scores.sort(dim=-1, descending=True)
             labels = labels.gather(1, order)
             boxes = boxes.gather(1, order.unsqueeze(-1).expand(-1, -1, 4))
-        keep = (labels == self.person_class) & (scores > self.threshold)
+        keep = (labels == self.person_class) & (scores > (self.threshold if threshold is None else threshold))
         if self.min_box_size > 0:
             keep &= (boxes[..., 2] - boxes[..., 0] >= self.min_box_size) & (
                 boxes[..., 3] - boxes[..., 1] >= self.min_box_size
             )
         return boxes, scores, keep
 
-    def postprocess(self, outputs, sizes: Sequence[tuple[int, int]]) -> list[Detections]:
-        """Person ``Detections`` per image, brought to the host in one transfer."""
-        boxes, scores, keep = self.ranked(outputs, sizes)
+    def postprocess(self, outputs, sizes: Sequence[tuple[int, int]], threshold: float | None = None,
+                    max_persons: int | None = None) -> list[Detections]:
+        """Person ``Detections`` per image, brought to the host in one transfer; ``threshold`` and
+        ``max_persons`` apply to this call (None: the detector's own)."""
+        boxes, scores, keep = self.ranked(outputs, sizes, threshold)
+        cap = self.max_persons if max_persons is None else max_persons
         packed = torch.cat([boxes, scores.unsqueeze(-1), keep.unsqueeze(-1).float()], dim=-1).cpu().numpy()
         results = []
         for rows in packed:
-            rows = rows[rows[:, 5] > 0][: self.max_persons]
+            rows = rows[rows[:, 5] > 0][:cap]
             results.append(Detections(rows[:, :4], rows[:, 4]))
         return results
 
     # -- all three ------------------------------------------------------------------------
-    def __call__(self, image) -> Detections:
-        return self.detect_batch([image])[0]
+    def __call__(self, image, threshold: float | None = None, max_persons: int | None = None) -> Detections:
+        return self.detect_batch([image], threshold, max_persons)[0]
 
-    def detect_batch(self, images: Sequence) -> list[Detections]:
-        """Detections for several images; images of one size share a forward pass of at most
+    def detect_batch(self, images: Sequence, threshold: float | None = None,
+                     max_persons: int | None = None) -> list[Detections]:
+        """Detections for several images, kept by this call's ``threshold`` and ``max_persons``
+        (None: the detector's own); images of one size share a forward pass of at most
         ``max_batch`` of them. When a pass runs out of device memory, ``max_batch`` halves (and
         stays there) and the pass is tried again; with a single image it is a ``DeviceMemoryError``."""
         sizes = [tuple(_image_size(image)) for image in images]
@@ -381,7 +315,8 @@ class PersonDetector:
             start = len(results)
             count = min(limit, self.max_batch or limit, len(images) - start)
             try:
-                results.extend(self._detect(images[start : start + count], sizes[start : start + count]))
+                chunk = images[start : start + count]
+                results.extend(self._detect(chunk, sizes[start : start + count], threshold, max_persons))
                 continue
             except OUT_OF_MEMORY:
                 pass  # handled here, where the failed pass's tensors are freed
@@ -390,9 +325,9 @@ class PersonDetector:
                         self.device, count, self.max_batch)  # fmt: skip
         return results
 
-    def _detect(self, images: Sequence, sizes: list[tuple[int, int]]) -> list[Detections]:
+    def _detect(self, images: Sequence, sizes: list[tuple[int, int]], threshold, max_persons) -> list[Detections]:
         batch = torch.cat([self.preprocess(image) for image in images])
-        return self.postprocess(self.forward(batch), sizes)
+        return self.postprocess(self.forward(batch), sizes, threshold, max_persons)
 
 
 def _image_size(image) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..defaults import AUTO, auto_means_cuda
 from ..errors import VitposeError
 
 # What torch raises when an allocation fails on the device (torch.cuda.OutOfMemoryError is the same class).
@@ -58,8 +59,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     name = str(device).strip().lower()
-    if name in ("", "auto"):
-        if torch.cuda.is_available():
+    if name in ("", AUTO):
+        if auto_means_cuda(name):
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")

@@ -218,7 +218,8 @@ class _Loop:
         picture = None
         lines = hud_lines(stats, poses) if self.hud is not None and self.hud.enabled else []
         if self.outputs.pictures or self.options.draw:
-            picture = self.annotator.annotate(self._canvas(frame.image), poses)
+            # drawn at the engine's keypoint threshold: the one the smoother and the keypoint files use
+            picture = self.annotator.annotate(self._canvas(frame.image), poses, self.engine.settings.kpt_threshold)
             if lines:
                 self.hud.annotate(picture, lines)
         with held():  # a frame's picture and its keypoints line: both or neither

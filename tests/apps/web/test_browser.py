@@ -191,7 +191,7 @@ def test_leaving_the_webcam_tab_stops_the_stream(served, page):
     frames = session.frames
     time.sleep(2.0)
     assert session.frames == frames, "frames were still processed after the tab was left"
-    assert session.engine is None or session.engine._detector_thread is None  # its detector thread stopped
+    assert session.engine is None or not session.engine.detector_running  # its detector thread stopped
 
     page.get_by_role("tab", name="Webcam").click()
     start_camera(page)

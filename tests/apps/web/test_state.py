@@ -57,9 +57,9 @@ def test_a_paused_session_stops_its_detector_thread_and_keeps_its_tracks(models,
     try:
         session.process(frames[0].copy(), _settings(pose_dir), models)
         tracker = session.engine.tracking.tracker
-        assert session.engine._detector_thread is not None
+        assert session.engine.detector_running
         session.pause()
-        assert session.away and session.engine._detector_thread is None
+        assert session.away and not session.engine.detector_running
         assert session.engine.tracking.tracker is tracker
     finally:
         session.close()

@@ -10,8 +10,9 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from ...defaults import file_batch
 from ...models.device import background_io, decode_threads
-from ...engine.engine import build_engine
+from ...engine.recipe import build_engine
 from ...outputs.exports import KeypointsCsvSink
 from ...models.loading import ModelLoadError
 from ...runtime.pipeline import PipelineError
@@ -143,8 +144,8 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
                            background=background_io(engine.pose.device, live=False))],
             [KeypointsJsonlSink(files[1], header=header), KeypointsCsvSink(files[2], header=header)],
         )
-        on_cuda = engine.pose.placement.is_cuda
-        report = run(source, engine, outputs, RunOptions(batch=8 if on_cuda else 4, total=total, progress=False),
+        batch = file_batch(engine.pose.placement.is_cuda)
+        report = run(source, engine, outputs, RunOptions(batch=batch, total=total, progress=False),
                      annotator=settings.annotator(), on_frame=_progress(name, limits, total, progress))
     except (SinkError, PipelineError, ValueError) as error:
         raise gr.Error(str(error).replace(str(path), name)) from None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ...defaults import DET_THRESHOLD, KPT_THRESHOLD
 from .payloads import MB
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"
@@ -49,10 +50,10 @@ def settings_panel(app) -> dict[str, gr.components.Component]:
     with gr.Accordion("Settings", open=True):
         with gr.Row():
             model = gr.Dropdown(app.choices, value=app.default_model, label="Pose model", elem_id="model")
-            det_threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Person detection threshold",
+            det_threshold = gr.Slider(0.05, 0.95, value=DET_THRESHOLD, step=0.05, label="Person detection threshold",
                                       elem_id="det-threshold")
             max_persons = gr.Slider(1, 100, value=app.defaults.max_persons, step=1, label="At most this many persons", elem_id="max-persons")
-            kpt_threshold = gr.Slider(0.0, 0.95, value=0.3, step=0.05, label="Keypoint threshold",
+            kpt_threshold = gr.Slider(0.0, 0.95, value=KPT_THRESHOLD, step=0.05, label="Keypoint threshold",
                                       elem_id="kpt-threshold")
         with gr.Row():
             det_every = gr.Slider(1, 10, value=app.defaults.det_every, step=1, elem_id="det-every",

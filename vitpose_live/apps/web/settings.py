@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ...defaults import DEFAULT_POSE_MODEL
-from ...engine.engine import EngineOptions, FrameSettings
+from ...defaults import DEFAULT_POSE_MODEL, DET_THRESHOLD, KPT_THRESHOLD, check_fraction
+from ...engine.recipe import EngineOptions, FrameSettings
 from ...engine.profiles import AUTO, Choice, profile_for, resolve
 from ...render import PoseAnnotator
 
@@ -47,9 +47,9 @@ class Settings:
     applies from the next frame of a running stream, tracks kept; ``model`` reloads."""
 
     model: str
-    det_threshold: float = 0.5
+    det_threshold: float = DET_THRESHOLD
     max_persons: int = 20
-    kpt_threshold: float = 0.3
+    kpt_threshold: float = KPT_THRESHOLD
     det_every: int = 1
     smooth: bool = False
     smooth_strength: float = 0.5
@@ -60,8 +60,7 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("det_threshold", "kpt_threshold", "smooth_strength"):
             value = float(getattr(self, name))
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1, got {value}")
+            check_fraction(name.replace("_", " "), value, show=True)
             object.__setattr__(self, name, value)
         for name, low, high in (("det_every", 1, 30), ("max_persons", 1, 100)):
             value = getattr(self, name)

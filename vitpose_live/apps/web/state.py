@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ...models.detector import PersonDetector
-from ...engine.engine import PoseEngine, build_engine
+from ...engine.engine import PoseEngine
+from ...engine.recipe import build_engine
 from ...models.loading import check_models
 from ...models.pose import PoseEstimator
 from ...types import Frame
