@@ -31,6 +31,9 @@ def person(points: dict[str, tuple[float, float]], score: float = 0.9) -> tuple[
     return keypoints, np.full((1, K), score)
 
 
+ARM = {"left_shoulder": (0, 0), "left_elbow": (0, 10), "left_wrist": (10, 10)}
+
+
 def angle(name: str, keypoints, scores, threshold: float = 0.3) -> float:
     return float(joint_angles(keypoints, scores, threshold)[0, ANGLE_NAMES.index(name)])
 
@@ -43,7 +46,7 @@ def angle(name: str, keypoints, scores, threshold: float = 0.3) -> float:
         ("left_knee", {"left_hip": (0, 0), "left_knee": (0, 10), "left_ankle": (0, 0.0001)}, 0.0),
         ("right_knee", {"right_hip": (0, 0), "right_knee": (0, 10), "right_ankle": (10, 20)}, 135.0),
         ("left_shoulder", {"left_hip": (0, 50), "left_shoulder": (0, 0), "left_elbow": (-30, 0)}, 90.0),
-        ("right_hip", {"right_shoulder": (0, 0), "right_hip": (0, 50), "right_knee": (math.sqrt(3) * 50, 100)}, 120.0),
+        ("right_hip", {"right_shoulder": (0, 0), "right_hip": (0, 50), "right_knee": (86.6025, 100)}, 120.0),
     ],
 )
 def test_an_angle_is_the_one_at_the_middle_keypoint(name, points, expected):
@@ -53,15 +56,10 @@ def test_an_angle_is_the_one_at_the_middle_keypoint(name, points, expected):
 def test_a_straight_limb_is_180_and_a_right_angle_90_whatever_the_rotation():
     for turn in np.linspace(0, 2 * math.pi, 13):
         rotate = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
-        straight = {k: tuple(rotate @ v) for k, v in
-                    {"left_shoulder": (0, 0), "left_elbow": (0, 30), "left_wrist": (0, 55)}.items()}  # fmt: skip
-        bent = {k: tuple(rotate @ v) for k, v in
-                {"left_shoulder": (0, 0), "left_elbow": (0, 30), "left_wrist": (25, 30)}.items()}  # fmt: skip
+        straight = {k: tuple(rotate @ v) for k, v in {**ARM, "left_wrist": (0, 25)}.items()}
+        bent = {k: tuple(rotate @ v) for k, v in ARM.items()}
         assert angle("left_elbow", *person(straight)) == pytest.approx(180, abs=1e-6)
         assert angle("left_elbow", *person(bent)) == pytest.approx(90, abs=1e-6)
-
-
-ARM = {"left_shoulder": (0, 0), "left_elbow": (0, 10), "left_wrist": (10, 10)}
 
 
 @pytest.mark.parametrize("weak", ["left_shoulder", "left_elbow", "left_wrist"])

@@ -7,7 +7,7 @@ import pytest
 
 from vitpose_live.follow import Follower, FollowError, parse_follow
 from vitpose_live.tracking import PersonTracker
-from vitpose_live.types import Detections
+from vitpose_live.types import Detections, Poses
 
 FPS = 30.0
 IMAGE = (1280, 720)
@@ -176,3 +176,14 @@ def test_other_follow_values_are_refused_in_one_line(text):
 def test_center_needs_the_image_size():
     with pytest.raises(ValueError, match="image size"):
         Follower("center").update([1], np.array([box(100)]), time=0.0)
+
+
+def test_tracked_poses_can_be_followed_and_untracked_ones_cannot():
+    boxes = np.array([box(300, h=200), box(900, h=400)])
+    keypoints = np.stack([keypoints_in(list(b)) for b in boxes])
+    poses = Poses(keypoints, np.full((2, 17), 0.9), boxes, np.full(2, 0.9), track_ids=[5, 6])
+    follower = Follower("largest")
+    assert follower.update_poses(poses, 0.0, IMAGE) == 6
+    assert follower.pick_at(300, 300) == 5
+    with pytest.raises(ValueError, match="tracked poses"):
+        follower.update_poses(poses.replace(track_ids=None), 0.1)

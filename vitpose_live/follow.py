@@ -118,7 +118,8 @@ class Follower:
         boxes,
         keypoints=None,
         scores=None,
-        time: float = 0.0,
+        *,
+        time: float,
         image_size: tuple[int, int] | None = None,
     ) -> int | None:
         """The followed track id among this frame's ``ids`` (N,), or ``None`` when they are not in it.
@@ -132,7 +133,8 @@ class Follower:
             raise ValueError(f"{len(ids)} track ids but {len(boxes)} boxes")
         time = float(time)
         if self._last_time is not None and time < self._last_time and self._seen is not None:
-            self._seen = _Seen(self._seen.box, time, self._seen.other_ids)  # a new stream: the window restarts
+            # Time went back (a new stream): the relink window restarts.
+            self._seen = _Seen(self._seen.box, time, self._seen.other_ids)
         self._last_time = time
         self._last = (ids, boxes, keypoints, scores)
         index = self._find(ids, boxes, time, image_size)
@@ -148,7 +150,9 @@ class Follower:
         """:meth:`update` with a tracked :class:`~vitpose_live.types.Poses`."""
         if poses.track_ids is None:
             raise ValueError("following a person needs tracked poses (track ids)")
-        return self.update(poses.track_ids, poses.boxes, poses.keypoints, poses.scores, time, image_size)
+        return self.update(
+            poses.track_ids, poses.boxes, poses.keypoints, poses.scores, time=time, image_size=image_size
+        )
 
     def _find(self, ids: np.ndarray, boxes: np.ndarray, time: float, image_size) -> int | None:
         if self.person is not None:
