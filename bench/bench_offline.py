@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.offline import TrackStore, analyse  # noqa: E402
+from vitpose_live.analysis.offline import TrackStore, analyse  # noqa: E402
 from vitpose_live.types import Poses  # noqa: E402
 
 K = 17

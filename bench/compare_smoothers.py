@@ -28,7 +28,7 @@ from scipy.signal import butter, filtfilt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.offline_smooth import SmoothSettings, _local_quadratic, smooth_series  # noqa: E402
+from vitpose_live.analysis.smoothing import SmoothSettings, local_quadratic, smooth_series  # noqa: E402
 
 K = 17
 
@@ -55,7 +55,7 @@ def noisy(truth: np.ndarray, sigma: float, rng) -> np.ndarray:
 
 
 def savgol(x, w, fps, half_width):
-    estimate, _ = _local_quadratic(w, np.where(w[..., None] > 0, x, 0.0), half_width)
+    estimate, _ = local_quadratic(w, np.where(w[..., None] > 0, x, 0.0), half_width)
     return estimate
 
 

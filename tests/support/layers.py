@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "vitpose_live"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("apps",),
     ("runtime",),
+    ("analysis",),
     ("engine", "procs"),
     ("models", "sources", "outputs"),
     ("base",),
@@ -23,11 +24,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 LAYER_TEXT = {
     "apps": "the faces: command line, single-input job, collections, Ray, window, web page",
     "runtime": "the threaded pipeline and the one run loop every face uses",
+    "analysis": "keypoints over time: zero-lag smoothing, gaps, one id per person, angles, follow, framing",
     "engine": "detector + pose + tracking in one recipe; live detection, smoothing, profiles",
     "procs": "the decode and render processes of --io-processes, frames in shared memory",
     "models": "everything torch: the detector, ViTPose, crops, heatmaps, loading, devices",
     "sources": "files, cameras, streams, folders, synthetic scenes behind one Source protocol",
-    "outputs": "annotated videos (with audio) and images, keypoints as JSONL, CSV, COCO",
+    "outputs": "annotated videos (with audio) and images, keypoints as JSONL, CSV, COCO; angle plots",
     "base": "types, errors, skeletons, defaults, drawing; system/: priority, interrupts, memory",
 }
 

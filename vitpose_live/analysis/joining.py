@@ -18,7 +18,7 @@ The pairs are chosen by a minimum-cost assignment (``scipy.optimize.linear_sum_a
 with "join nothing" costing 1 for every tracklet end, solved separately for each group of ends
 and starts that compete for each other (connected components of the candidate pairs). Greedy
 joining in time order gives each new tracklet the best end still free, which can take the only
-good partner of an end that comes later (``tests/test_offline.py`` has the case: greedy pairs cost
+good partner of an end that comes later (``tests/analysis/test_offline.py`` has the case: greedy pairs cost
 0.35 in all, the assignment's 0.19); the assignment weighs the whole group at once, and the groups
 stay small, so the cost grows with the file's length only linearly.
 """
@@ -140,7 +140,7 @@ def _assign(costs: np.ndarray) -> list[tuple[int, int]]:
 
 def join_tracklets(store, fps: float, settings: JoinSettings | None = None) -> Joining:
     """Join the tracklets of ``store`` (anything with ``track_ids`` and ``motion(id) -> (frames,
-    boxes)``, e.g. :class:`~vitpose_live.offline.TrackStore`) that one person left behind."""
+    boxes)``, e.g. :class:`~vitpose_live.analysis.offline.TrackStore`) that one person left behind."""
     settings = settings or JoinSettings()
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")

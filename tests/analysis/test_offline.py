@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vitpose_live import offline_smooth
-from vitpose_live.offline import AnalysisSettings, Track, TrackStore, analyse, fill_gaps
-from vitpose_live.offline_join import JoinSettings, join_tracklets
-from vitpose_live.offline_smooth import SmoothSettings, smooth_series
-from vitpose_live.tracking import PersonTracker, TrackingStage
+from vitpose_live.analysis import smoothing
+from vitpose_live.analysis.offline import AnalysisSettings, Track, TrackStore, analyse, fill_gaps
+from vitpose_live.analysis.joining import JoinSettings, join_tracklets
+from vitpose_live.analysis.smoothing import SmoothSettings, smooth_series
+from vitpose_live.engine.tracking import PersonTracker, TrackingStage
 from vitpose_live.types import Detections, Poses
 
 FPS = 30.0
@@ -253,7 +253,7 @@ def test_a_long_track_smoothed_in_blocks_equals_one_pass(monkeypatch):
     _, noisy = step_series(at=150, size=40.0, sigma=2.0, frames=400)
     scores = np.random.default_rng(1).uniform(0.2, 1.0, (400, K))
     whole, _ = smooth_series(noisy, scores, FPS)
-    monkeypatch.setattr(offline_smooth, "_BLOCK", 64)
+    monkeypatch.setattr(smoothing, "_BLOCK", 64)
     np.testing.assert_allclose(smooth_series(noisy, scores, FPS)[0], whole, atol=1e-3)
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vitpose_live.angles import (
+from vitpose_live.analysis.angles import (
     ANGLE_NAMES,
     angle_columns,
     angle_record,

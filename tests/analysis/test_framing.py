@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitpose_live.framing import (
+from vitpose_live.analysis.framing import (
     CropWindow,
     FramingError,
     FramingSettings,

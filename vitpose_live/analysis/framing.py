@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import VitposeError
-from .tracking import OneEuroFilter
+from ..errors import VitposeError
+from ..engine.smoothing import OneEuroFilter
 
 __all__ = [
     "CropWindow",
@@ -80,7 +80,7 @@ class CropWindow:
 
     def to_source(self, u: float, v: float, size: tuple[int, int]) -> tuple[float, float]:
         """The source pixel under output pixel ``(u, v)`` of a crop of ``size`` (a click on the
-        framed view -> where to :meth:`~vitpose_live.follow.Follower.pick_at`)."""
+        framed view -> where to :meth:`~vitpose_live.analysis.follow.Follower.pick_at`)."""
         x1, y1, _, _ = self.box
         scale = self.height / size[1]
         return x1 + u * scale, y1 + v * scale

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitpose_live.follow import Follower, FollowError, parse_follow
-from vitpose_live.tracking import PersonTracker
+from vitpose_live.analysis.follow import Follower, FollowError, parse_follow
+from vitpose_live.engine.tracking import PersonTracker
 from vitpose_live.types import Detections, Poses
 
 FPS = 30.0

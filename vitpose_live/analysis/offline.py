@@ -1,9 +1,9 @@
 """Offline analysis of a whole file's tracks: join tracklets, fill short gaps, smooth without lag.
 
 A run fills a :class:`TrackStore` frame by frame (keypoints, no pixels); once the file has been
-read, :func:`analyse` joins the tracklets of one person (:func:`~vitpose_live.offline_join.join_tracklets`),
+read, :func:`analyse` joins the tracklets of one person (:func:`~vitpose_live.analysis.joining.join_tracklets`),
 fills gaps of up to ``fill_gaps`` frames (:func:`fill_gaps`) and smooths every track
-(:func:`~vitpose_live.offline_smooth.smooth_series`). The :class:`Analysis` it returns answers
+(:func:`~vitpose_live.analysis.smoothing.smooth_series`). The :class:`Analysis` it returns answers
 :meth:`Analysis.poses_at` for each frame index, so a second decode of the file can draw and
 write frame by frame.
 
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .offline_join import Joining, JoinSettings, join_tracklets
-from .offline_smooth import SmoothSettings, smooth_series
-from .skeletons import COCO
-from .types import Poses
+from .joining import Joining, JoinSettings, join_tracklets
+from .smoothing import SmoothSettings, smooth_series
+from ..skeletons import COCO
+from ..types import Poses
 
 __all__ = ["Analysis", "AnalysisSettings", "FramePoses", "Track", "TrackStore", "analyse", "fill_gaps"]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitpose_live.angles import ANGLE_NAMES
-from vitpose_live.plots import PlotError, plot_angles
+from vitpose_live.analysis.angles import ANGLE_NAMES
+from vitpose_live.outputs.plots import PlotError, plot_angles
 
 
 def angles(frames: int = 90) -> tuple[np.ndarray, dict[str, list[float | None]]]:

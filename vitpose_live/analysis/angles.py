@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeletons import COCO_KEYPOINTS
+from ..skeletons import COCO_KEYPOINTS
 
 __all__ = [
     "ANGLE_NAMES",

@@ -9,7 +9,7 @@ A :class:`Follower` is plain per-frame state, no threads, fed each frame's track
 - ``None``: nobody until :meth:`Follower.pick_at` (a click) names someone.
 
 When the followed track is lost, the track that continues it takes over: for files, the joiner's
-``joined`` mapping (every track id to its person's id, :mod:`vitpose_live.offline_join`) says
+``joined`` mapping (every track id to its person's id, :mod:`vitpose_live.analysis.joining`) says
 which; live, it is the next *new* track whose box centre comes within ``relink_distance`` box
 heights of where the person was last seen, within ``relink_seconds``. After that, ``largest`` and
 ``center`` choose again among whoever is there; an id (or a click) keeps waiting for its person.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import VitposeError
+from ..errors import VitposeError
 
 __all__ = ["FOLLOW_MODES", "FollowError", "Follower", "parse_follow"]
 

@@ -142,7 +142,7 @@ def _moments(weights: np.ndarray, values: np.ndarray, h: int):
     return s, b
 
 
-def _local_quadratic(weights: np.ndarray, values: np.ndarray, h: int):
+def local_quadratic(weights: np.ndarray, values: np.ndarray, h: int):
     """The weighted least-squares quadratic of every window, evaluated at its centre (T, K, 2),
     and its variance factor (T, K): the variance of that value is sigma² times it. A window with
     too few distinct frames drops to a line, then to a weighted mean; an empty one gives NaN, inf."""
@@ -180,7 +180,7 @@ def _ici(values: np.ndarray, weights: np.ndarray, sigmas: np.ndarray, settings: 
     high = np.full(values.shape, np.inf)
     alive = np.ones(weights.shape, bool)
     for h in settings.half_widths(fps):
-        estimate, variance = _local_quadratic(weights, clean, int(h))
+        estimate, variance = local_quadratic(weights, clean, int(h))
         radius = (settings.gamma * sigmas[None, :] * np.sqrt(variance))[..., None]
         known = np.isfinite(estimate).all(axis=-1)
         low = np.where(known[..., None], np.maximum(low, estimate - radius), low)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VitposeError
-from .skeletons import side_of
+from ..errors import VitposeError
+from ..skeletons import side_of
 
 __all__ = ["PlotError", "plot_angles"]
 
