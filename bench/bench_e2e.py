@@ -440,7 +440,7 @@ class EngineStages(Side):
         self.frame_iter = iter(self.source)
 
     def step(self) -> list[float] | None:
-        from vitpose_live.models.crops import valid_boxes
+        from vitpose_live.types import valid_boxes
 
         clock, detector, pose = self.clock, self.engine.detector, self.engine.pose
         frame = next(self.frame_iter, None)

@@ -43,6 +43,15 @@ def _as(array, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
     return out
 
 
+def valid_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Which boxes are usable: finite coordinates and a positive width and height. The one
+    definition of a valid box, for the engine and the pose model alike."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    finite = np.isfinite(boxes).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+
+
 @dataclass(frozen=True)
 class Detections:
     """Person boxes of one image: ``boxes`` (N,4) float32 xyxy pixels, ``scores`` (N,) float32,
@@ -65,6 +74,12 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def usable(self) -> Detections:
+        """Only the boxes a crop can be made of (:func:`valid_boxes`): a NaN or empty box must
+        not reach the tracker or the pose model."""
+        keep = valid_boxes(self.boxes)
+        return self if keep.all() else Detections(self.boxes[keep], self.scores[keep])
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,8 @@ import torch
 from ..defaults import WEAK_DETECTION_FLOOR
 from ..models.detector import PersonDetector
 from ..models.device import image_to_device
-from ..models.crops import valid_boxes
 from ..models.pose import PoseEstimator
-from ..types import Detections, Frame, Poses
+from ..types import Detections, Frame, Poses, valid_boxes
 from .live_detection import DetectorThread
 from .settings import FrameSettings
 from .smoothing import PoseSmoother
@@ -173,9 +172,7 @@ class PoseEngine:
             self._since_detection = since + 1
             return None
         self._since_detection = 0
-        detections = self.detector(image, *self._detection_keep())
-        good = valid_boxes(detections.boxes)  # a NaN or empty box must not reach the tracker
-        return Detections(detections.boxes[good], detections.scores[good])
+        return self.detector(image, *self._detection_keep())
 
     def _live_detections(self, frame: Frame):
         """(detections or None, the frame they were computed on, ms waited for them, pass ms)."""
@@ -216,6 +213,8 @@ class PoseEngine:
             detections, detected_at = self._inline_detections(image), None
             detect_ms = (time.perf_counter() - start) * 1e3
         fresh = detections is not None
+        if fresh:
+            detections = detections.usable()  # boxes are checked here, once, whatever made them
         posing = time.perf_counter()
         ids = None
         kpt = None if self._settings is None else self._settings.kpt_threshold  # None: the stage's own

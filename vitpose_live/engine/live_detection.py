@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 from ..models.device import image_to_device
-from ..models.crops import valid_boxes
 from ..types import Detections, Frame
 
 _POLL = 0.05  # seconds between checks of the stop flag while waiting
@@ -108,9 +107,8 @@ class DetectorThread:
                     start = time.perf_counter()
                     image = image_to_device(frame.image, placement) if stream else frame.image
                     detections = self.detector(image, threshold, max_persons)
-                    good = valid_boxes(detections.boxes)  # a NaN or empty box must not reach the tracker
                     done = LateDetections(
-                        Detections(detections.boxes[good], detections.scores[good]),
+                        detections,  # the engine checks its boxes as it takes them
                         frame,
                         (time.perf_counter() - start) * 1e3,
                     )

@@ -1,7 +1,7 @@
 """Person crops for the pose model: the reference's box padding and affine warp (scipy
 ``affine_transform``, order 1, mode 'constant'), bilinear inside the image and 0 outside, rounded
 to uint8, rescaled and normalised; a gather path for any device and a cv2.remap path that is
-cheaper on a CPU, equal bit for bit. Also what makes a box usable (:func:`valid_boxes`)."""
+cheaper on a CPU, equal bit for bit. """
 
 from __future__ import annotations
 
@@ -59,14 +59,6 @@ def boxes_to_center_scale(boxes: torch.Tensor, aspect_ratio: float) -> tuple[tor
     w = torch.where(taller, h * ratio, w)
     scale = torch.stack([w / 200.0, h / 200.0], dim=1) * _PADDING
     return center, scale * 200.0
-
-
-def valid_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Boxes with finite coordinates and a positive width and height."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    finite = np.isfinite(boxes).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 def sample_points(boxes: torch.Tensor, crop: CropSettings, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

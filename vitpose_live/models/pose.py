@@ -22,12 +22,12 @@ from .device import (
     resolve,
     tensor_from_numpy,
 )
-from .crops import CropSettings, boxes_to_center_scale, crops_cpu, crops_gather, sample_points, valid_boxes
+from .crops import CropSettings, boxes_to_center_scale, crops_cpu, crops_gather, sample_points
 from .fuse import keep_one_expert
 from .heatmaps import decode_heatmaps
 from .loading import default_processor_class, load_model, processor_settings
 from ..skeletons import Skeleton, skeleton_for
-from ..types import Poses
+from ..types import Poses, valid_boxes
 
 log = logging.getLogger(__name__)
 
