@@ -6,7 +6,6 @@ instead of falling behind; bad offers, the session cap, vanished peers and churn
 running."""
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
@@ -14,7 +13,6 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 import webcam
@@ -291,6 +289,18 @@ def test_a_stream_past_its_time_limit_is_closed(manager):
     assert any("time limit" in m.get("closed", "") for m in run(scenario()))
 
 
+def test_a_camera_picture_larger_than_allowed_ends_the_stream(manager):
+    webrtc = manager(max_pixels=320 * 240)
+
+    async def scenario():
+        client = await connect(webrtc, size=(640, 480))
+        await _until(lambda: any("closed" in m for m in client.messages), 10, "the page to be told")
+        await client.close()
+        return [m["closed"] for m in client.messages if "closed" in m]
+
+    assert run(scenario()) == ["the camera's picture is 640x480: at most 0.0768 megapixels"]
+
+
 def test_the_outgoing_bitrate_fits_the_picture(manager):
     sizes = [(320, 240), (640, 480), (1280, 720)]
     assert [fitted_bitrate(*size) for size in sizes] == [600_000, 1_700_000, 2_500_000]
@@ -358,8 +368,8 @@ def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
             page.wait_for_function("() => document.querySelector('#webrtc video').videoWidth > 0",
                                    timeout=30_000)
             time.sleep(1.5)
-            fps = shown_fps(page, 4.0)
-            picture = video_picture(page)
+            fps = webrtc_client.shown_fps(page, 4.0)
+            picture = webrtc_client.video_picture(page)
             line = page.inner_text("#webrtc .vl-line")
             page.click("#webrtc .vl-stop")
             deadline = time.monotonic() + 5  # (Playwright's own loop runs here: no asyncio.run)
@@ -376,38 +386,57 @@ def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
     assert line.startswith("WebRTC · shown") and "RTT" in line and "dropped" in line, line
 
 
+# What a browser that may use no direct UDP path does (a policy; a network without TURN is the same).
+RELAY_ONLY = """(() => {
+    const Original = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config) {
+        return new Original({...config, iceTransportPolicy: "relay"});
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+})();"""
+
+
+def test_a_page_without_a_udp_path_says_so_within_5_s_and_fires_fallback(camera_clip):
+    need(webcam.have_chromium(), f"no {webcam.CHROMIUM} (Debian package 'chromium')")
+    need(_have_playwright(), "the 'playwright' Python package is not installed")
+    import gradio as gr
+
+    from vitpose_live.webrtc_page import webrtc_html
+
+    webrtc, fell_back = WebRTCManager(marker_process, ice_servers=[]), []
+    with gr.Blocks() as demo:
+        webrtc_html(webrtc).fallback(lambda: fell_back.append(time.monotonic()))
+    url = webcam.launch(demo)
+    try:
+        with webcam.browser(camera_clip) as chromium:
+            context = chromium.new_context()
+            context.add_init_script(RELAY_ONLY)
+            page = context.new_page()
+            page.goto(url)
+            page.click("#webrtc .vl-start")
+            started = time.monotonic()
+            page.wait_for_function("() => document.querySelector('.vl-webrtc').parentElement.vlWebrtc.state "
+                                   "=== 'fallback'", timeout=15_000)
+            waited = time.monotonic() - started
+            line = page.inner_text("#webrtc .vl-line")
+            deadline = time.monotonic() + 5
+            while not (fell_back and len(webrtc) == 0) and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        demo.close()
+        webrtc.close()
+    assert 4.5 <= waited <= 8, waited
+    assert line.startswith("No WebRTC connection within 5 s"), line
+    assert fell_back, "the component's fallback event did not reach the server"
+    assert webrtc.closed_peers == 1 and len(webrtc) == 0  # the peer that never connected is gone
+
+
 def _have_playwright() -> bool:
     try:
         import playwright  # noqa: F401
     except ImportError:
         return False
     return True
-
-
-def shown_fps(page, seconds: float) -> float:
-    """Frames the page's video presented per second (``requestVideoFrameCallback``)."""
-    page.evaluate("""() => {
-        const video = document.querySelector('#webrtc video');
-        window.__shown = [];
-        const tick = (now) => { window.__shown.push(now); video.requestVideoFrameCallback(tick); };
-        video.requestVideoFrameCallback(tick);
-    }""")
-    time.sleep(seconds)
-    stamps = page.evaluate("() => window.__shown")
-    return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e3) if len(stamps) > 1 else 0.0
-
-
-def video_picture(page) -> np.ndarray:
-    """The frame the video shows now (RGB)."""
-    data = page.evaluate("""() => {
-        const video = document.querySelector('#webrtc video');
-        const canvas = document.createElement('canvas');
-        canvas.width = video.videoWidth; canvas.height = video.videoHeight;
-        canvas.getContext('2d').drawImage(video, 0, 0);
-        return canvas.toDataURL('image/png');
-    }""")
-    raw = np.frombuffer(base64.b64decode(data.split(",", 1)[1]), np.uint8)
-    return cv2.cvtColor(cv2.imdecode(raw, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 if __name__ == "__main__":

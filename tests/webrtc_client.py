@@ -1,7 +1,7 @@
 """A real WebRTC client (aiortc) for the WebRTC tests: a camera track whose frames carry their
 index as a barcode, a peer that sends it to a :class:`~vitpose_live.webrtc.WebRTCManager` and
 records every frame that comes back (its barcode, capture timestamp and arrival time), and a
-``process`` that draws a known marker.
+``process`` that draws a known marker; and what a page's video shows (Playwright).
 
 Run as a script it is a client in a process of its own, signalled over stdin/stdout (one JSON
 offer out, one JSON answer in), so that a test can kill it without a goodbye:
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import fractions
 import json
 import sys
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 import av
+import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -188,6 +190,35 @@ async def _collect(client: Client, track) -> None:
         mirrored = bool(code and code[1])
         client.received.append(Received(code[0] if code else None, mirrored, has_marker(picture),
                                         frame.pts, time.monotonic()))
+
+
+# -- the browser side (Playwright) ------------------------------------------------------
+def shown_fps(page, seconds: float, video: str = "#webrtc video") -> float:
+    """Frames a page's ``video`` presented per second (``requestVideoFrameCallback``)."""
+    page.evaluate("""(selector) => {
+        const video = document.querySelector(selector);
+        const shown = window.__shown = [];
+        const tick = (now) => {
+            if (window.__shown === shown) { shown.push(now); video.requestVideoFrameCallback(tick); }
+        };
+        video.requestVideoFrameCallback(tick);
+    }""", video)
+    time.sleep(seconds)
+    stamps = page.evaluate("() => { const shown = window.__shown; window.__shown = null; return shown; }")
+    return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e3) if len(stamps) > 1 else 0.0
+
+
+def video_picture(page) -> np.ndarray:
+    """The frame the video shows now (RGB)."""
+    data = page.evaluate("""() => {
+        const video = document.querySelector('#webrtc video');
+        const canvas = document.createElement('canvas');
+        canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+        canvas.getContext('2d').drawImage(video, 0, 0);
+        return canvas.toDataURL('image/png');
+    }""")
+    raw = np.frombuffer(base64.b64decode(data.split(",", 1)[1]), np.uint8)
+    return cv2.cvtColor(cv2.imdecode(raw, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 async def _subprocess_client(size) -> None:

@@ -94,19 +94,20 @@ class WebRTCManager:
         time_limit_s: a stream's longest life (None: no limit).
         on_close: ``on_close(peer)``, called (on a pool thread) once a peer is closed.
         answer_timeout_s: the longest an answer may take (ICE gathering included).
+        max_pixels: the largest camera picture taken (a larger one ends the stream).
     """
 
     def __init__(self, process: Callable, *, max_sessions: int = 2, ice_servers: list[dict] | None = None,
                  idle_timeout_s: float = 5.0, time_limit_s: float | None = None,
                  on_close: Callable | None = None, max_offer_bytes: int = MAX_OFFER_BYTES,
-                 answer_timeout_s: float = 15.0) -> None:
+                 answer_timeout_s: float = 15.0, max_pixels: int = 1920 * 1080) -> None:
         self.process = process
         self.max_sessions = max(1, int(max_sessions))
         self.ice_servers = ice_servers_from_env() if ice_servers is None else list(ice_servers)
         self._rtc_ice = rtc_ice_servers(self.ice_servers)
         self.idle_timeout_s, self.time_limit_s = float(idle_timeout_s), time_limit_s
         self.on_close, self.max_offer_bytes = on_close, max_offer_bytes
-        self.answer_timeout_s = answer_timeout_s
+        self.answer_timeout_s, self.max_pixels = answer_timeout_s, int(max_pixels)
         self._peers: dict[str, Peer] = {}
         self._closing: set[Peer] = set()  # closed, their threads and sockets on their way out
         self._lock = threading.Lock()
@@ -286,6 +287,11 @@ class WebRTCManager:
             except MediaStreamError:
                 return
             peer.last_seen = time.monotonic()
+            if frame.width * frame.height > self.max_pixels:
+                size = f"{frame.width}x{frame.height}"
+                reason = f"the camera's picture is {size}: at most {self.max_pixels / 1e6:g} megapixels"
+                asyncio.ensure_future(self._close(peer, reason))
+                return
             peer.worker.put(frame)
 
     def _message(self, peer: Peer, channel, message) -> None:
@@ -299,7 +305,9 @@ class WebRTCManager:
         if not isinstance(data, dict):
             return
         if isinstance(data.get("settings"), dict):
-            peer.settings = {**peer.settings, **data["settings"]}
+            settings = {**peer.settings, **data["settings"]}
+            if len(json.dumps(settings, default=str)) <= MAX_MESSAGE_BYTES:  # keys cannot pile up
+                peer.settings = settings
         if "ping" in data and channel.readyState == "open":
             channel.send(json.dumps({"pong": data["ping"], **peer.stats_dict()}, default=str))
 
