@@ -301,6 +301,18 @@ def test_a_camera_picture_larger_than_allowed_ends_the_stream(manager):
     assert run(scenario()) == ["the camera's picture is 640x480: at most 0.0768 megapixels"]
 
 
+def test_the_answer_tells_chromium_to_start_the_camera_near_its_rate(manager):
+    answer = manager().offer(_offer_payload())["sdp"]
+    video = answer[answer.index("m=video"):answer.index("m=application")]
+    codecs = [line.split()[0][len("a=rtpmap:"):] for line in video.splitlines()
+              if line.startswith("a=rtpmap:") and "rtx/" not in line]
+    hint = "x-google-start-bitrate=1700;x-google-max-bitrate=2500"
+    hinted = [line.split()[0][len("a=fmtp:"):] for line in video.splitlines()
+              if line.startswith("a=fmtp:") and hint in line]
+    assert codecs and hinted == codecs, video
+    assert "x-google" not in answer[answer.index("m=application"):]
+
+
 def test_the_outgoing_bitrate_fits_the_picture(manager):
     sizes = [(320, 240), (640, 480), (1280, 720)]
     assert [fitted_bitrate(*size) for size in sizes] == [600_000, 1_700_000, 2_500_000]
@@ -349,7 +361,7 @@ def test_the_ice_servers_of_the_environment_go_to_both_peers(monkeypatch):
 
 @pytest.fixture(scope="module")
 def camera_clip(tmp_path_factory):
-    return webcam.write_y4m(tmp_path_factory.mktemp("camera") / "camera30.y4m", width=320, height=240, fps=30,
+    return webcam.write_y4m(tmp_path_factory.mktemp("camera") / "camera30.y4m", width=640, height=480, fps=30,
                             frames=60)
 
 
@@ -371,6 +383,7 @@ def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
             fps = webrtc_client.shown_fps(page, 4.0)
             picture = webrtc_client.video_picture(page)
             line = page.inner_text("#webrtc .vl-line")
+            encoder = webrtc.peers()[0].encoder
             page.click("#webrtc .vl-stop")
             deadline = time.monotonic() + 5  # (Playwright's own loop runs here: no asyncio.run)
             while len(webrtc) and time.monotonic() < deadline:
@@ -383,6 +396,11 @@ def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
     print(f"shown {fps:.1f} frames/s; live line: {line}")
     assert fps >= 20, f"{fps:.1f} frames/s shown from a 30 frames/s camera"
     assert webrtc_client.has_marker(picture), "the shown frame has no marker: not processed"
+    # The camera's 640x480 both ways (Chromium would send 480x360 for its first ~20 s without the
+    # answer's bitrate hints), and back at more than aiortc's 1.5 Mbps ceiling.
+    assert picture.shape == (480, 640, 3), picture.shape
+    assert encoder.ceiling == 1_700_000, encoder.ceiling
+    assert encoder.codec.bit_rate > 1_500_000, (encoder.codec.bit_rate, encoder.estimate)
     assert line.startswith("WebRTC · shown") and "RTT" in line and "dropped" in line, line
 
 

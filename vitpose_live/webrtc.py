@@ -47,7 +47,7 @@ from .webrtc_offer import (
     ice_servers_from_env,
     rtc_ice_servers,
 )
-from .webrtc_track import FrameStats, FrameWorker, ProcessedTrack, fit_encoder
+from .webrtc_track import FrameStats, FrameWorker, ProcessedTrack, browser_bitrate_hints, fit_encoder
 
 log = logging.getLogger(__name__)
 WATCH_EVERY_S = 0.5
@@ -267,7 +267,7 @@ class WebRTCManager:
         await pc.setLocalDescription(await pc.createAnswer())
         peer.encoder = fit_encoder(sender, pc.localDescription.sdp)
         peer.worker.start()
-        return pc.localDescription.sdp
+        return browser_bitrate_hints(pc.localDescription.sdp)
 
     @staticmethod
     def _later(loop, fn, *args) -> None:

@@ -117,6 +117,34 @@ def fit_encoder(sender, answer_sdp: str):
     return encoder
 
 
+def browser_bitrate_hints(answer_sdp: str, start: int = fitted_bitrate(640, 480),
+                          most: int = fitted_bitrate(1280, 720)) -> str:
+    """``answer_sdp`` with Chrome's ``x-google-start-bitrate`` and ``x-google-max-bitrate`` (the
+    page's camera: 640x480 ideal, 1280x720 at most) on each video codec.
+
+    What the browser sends is what the model sees. Chrome starts a camera at 300 kbps and, with
+    aiortc's receiver estimate (REMB: it starts from the rate it measures, then adds a little),
+    climbs about 20 kbps a second; meanwhile it scales 640x480 down to 480x360 (measured here:
+    still 480x360 at 640 kbps after 16 s). With these hints (read by Chromium from the remote
+    description, ignored by other browsers and by aiortc) it starts at 1.7 Mbps and keeps
+    640x480 from the first second. No floor: a slow uplink still lowers the rate.
+    """
+    hint = f"x-google-start-bitrate={start // 1000};x-google-max-bitrate={most // 1000}"
+    lines, out, video = answer_sdp.splitlines(), [], False
+    fmtp = {line.split()[0][len("a=fmtp:"):] for line in lines if line.startswith("a=fmtp:")}
+    for line in lines:
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+        if video and line.startswith("a=fmtp:") and "apt=" not in line:
+            line = f"{line};{hint}"
+        out.append(line)
+        if video and line.startswith("a=rtpmap:"):
+            pt, codec = line[len("a=rtpmap:"):].split(" ", 1)
+            if pt not in fmtp and codec.split("/")[0].lower() not in ("rtx", "red", "ulpfec"):
+                out.append(f"a=fmtp:{pt} {hint}")
+    return "\r\n".join(out) + "\r\n"
+
+
 class FrameStats:
     """A peer's counts: frames that arrived, were processed, were dropped (replaced by a newer
     one before the worker was free), and the last ``window`` frames' milliseconds in ``process``."""
