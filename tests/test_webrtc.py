@@ -313,6 +313,32 @@ def test_the_answer_tells_chromium_to_start_the_camera_near_its_rate(manager):
     assert "x-google" not in answer[answer.index("m=application"):]
 
 
+def _packets(timestamp: int, first: int, n: int, marker: bool = True) -> list:
+    from aiortc.rtp import RtpPacket
+
+    packets = []
+    for k in range(n):
+        packet = RtpPacket(payload_type=97, sequence_number=first + k, timestamp=timestamp, marker=int(marker and k == n - 1))
+        packet._data = bytes([timestamp % 256, k])
+        packets.append(packet)
+    return packets
+
+
+def test_a_camera_frame_goes_on_at_its_last_packet_not_at_the_next_frames_first():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from vitpose_live.webrtc_track import MarkerJitterBuffer
+
+    def frames_out(buffer, packets):
+        return [(n, frame.timestamp) for n, p in enumerate(packets) if (frame := buffer.add(p)[1]) is not None]
+
+    stream = _packets(3000, 10, 3) + _packets(6000, 13, 2) + _packets(9000, 15, 1)
+    assert frames_out(MarkerJitterBuffer(capacity=128, is_video=True), stream) == [(2, 3000), (4, 6000), (5, 9000)]
+    assert frames_out(JitterBuffer(capacity=128, is_video=True), stream) == [(3, 3000), (5, 6000)]  # aiortc's
+    unmarked = _packets(3000, 10, 3, marker=False) + _packets(6000, 13, 2)  # goes on with the next, as in aiortc's
+    assert frames_out(MarkerJitterBuffer(capacity=128, is_video=True), unmarked) == [(3, 3000), (4, 6000)]
+
+
 def test_the_outgoing_bitrate_fits_the_picture(manager):
     sizes = [(320, 240), (640, 480), (1280, 720)]
     assert [fitted_bitrate(*size) for size in sizes] == [600_000, 1_700_000, 2_500_000]
@@ -321,11 +347,12 @@ def test_the_outgoing_bitrate_fits_the_picture(manager):
     async def scenario():
         client = await connect(webrtc, size=(640, 480))
         await client.frames(5)
-        encoder = webrtc.peers()[0].encoder
+        encoder, quick = webrtc.peers()[0].encoder, webrtc.peers()[0].quick_receiver
         await client.close()
-        return encoder
+        return encoder, quick
 
-    encoder = run(scenario())
+    encoder, quick_receiver = run(scenario())
+    assert quick_receiver  # (the incoming side: the peer got the marker-bit jitter buffer)
     assert isinstance(encoder, FittedVp8Encoder) and encoder.ceiling == 1_700_000
     # Above aiortc's own ceiling (1.5 Mbps), unless the receiver's estimate asked for less.
     assert encoder.codec.bit_rate > 1_500_000 or encoder.estimate < 1_500_000

@@ -153,9 +153,14 @@ async def make_offer(*, size=(160, 120), fps: int = 30, audio: bool = False, vid
 
 
 async def connect(manager, *, key: str = "page", settings: dict | None = None, size=(160, 120),
-                  fps: int = 30) -> Client:
-    """A client streaming to ``manager``; raises AssertionError when the offer was refused."""
+                  fps: int = 30, quick: bool = False) -> Client:
+    """A client streaming to ``manager``; raises AssertionError when the offer was refused.
+    ``quick``: its receiver hands frames on at their last packet, as a browser does."""
     pc, camera, dc = await make_offer(size=size, fps=fps)
+    if quick:
+        from vitpose_live.webrtc_track import fit_receiver
+
+        fit_receiver(next(t for t in pc.getTransceivers() if t.kind == "video").receiver)
     payload = {"type": "offer", "sdp": pc.localDescription.sdp, "key": key, "settings": settings or {}}
     answer = await manager.offer_async(payload)
     if "error" in answer:
