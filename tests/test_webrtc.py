@@ -88,8 +88,9 @@ def test_each_peer_has_its_own_state_and_its_settings_act_on_the_next_frames(man
         plain.send(settings={"mirror": True})
         moved_at = len(plain.received)
         await plain.frames(moved_at + 15)
-        counts = {key: (p.state["frames"], p.stats.processed) for key, p in peers.items()}
         await plain.close(), await mirrored.close()
+        await _until(lambda: webrtc.closed_peers == 2, 10, "both peers to close")  # their workers ended
+        counts = {key: (p.state["frames"], p.stats.processed) for key, p in peers.items()}
         return plain.received, mirrored.received, moved_at, counts
 
     plain, mirrored, moved_at, counts = run(scenario())

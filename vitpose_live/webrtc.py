@@ -29,7 +29,6 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -47,44 +46,10 @@ from .webrtc_offer import (
     ice_servers_from_env,
     rtc_ice_servers,
 )
-from .webrtc_track import (
-    FrameStats,
-    FrameWorker,
-    ProcessedTrack,
-    browser_bitrate_hints,
-    fit_encoder,
-    fit_receiver,
-)
+from .webrtc_track import FrameWorker, Peer, browser_bitrate_hints, fit_encoder, fit_receiver
 
 log = logging.getLogger(__name__)
 WATCH_EVERY_S = 0.5
-
-
-class Peer:
-    """One browser's stream, as ``process`` sees it (its second argument): ``key`` (the page's
-    session, e.g. Gradio's session hash), ``settings`` (the page's latest; replaced whole on each
-    message, so the worker reads one consistent dict), ``state`` (a dict for ``process``'s own
-    use, one per connection), ``stats``; ``closed`` is the reason once it ended."""
-
-    def __init__(self, key: str, settings: dict) -> None:
-        self.id = secrets.token_hex(16)  # the page's handle to stop it: not guessable
-        self.key = key
-        self.settings = dict(settings)
-        self.state: dict = {}
-        self.stats = FrameStats()
-        self.created = self.last_seen = time.monotonic()
-        self.closed: str | None = None
-        self.encoder = None  # the outgoing track's encoder (FITTED_ENCODERS), once negotiated
-        self.quick_receiver = False  # whether the camera's frames leave at their last packet
-        self.pc: RTCPeerConnection | None = None
-        self.track = ProcessedTrack()
-        self.worker: FrameWorker | None = None
-        self.channel = None
-        self.reader: asyncio.Task | None = None
-        self.done: asyncio.Future | None = None  # set once closing began; done once closed
-
-    def stats_dict(self) -> dict:
-        return {**self.stats.as_dict(), "sent": self.track.sent, "skipped": self.track.skipped}
 
 
 class WebRTCManager:
@@ -131,9 +96,7 @@ class WebRTCManager:
     def offer(self, payload, timeout: float | None = None) -> dict:
         """Answer a page's offer: ``{"type": "answer", "sdp": ..., "id": peer id}``, or
         ``{"error": one line, "busy": bool}``. Blocks the calling thread (not the manager's)."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("WebRTCManager.offer() blocks: on the manager's loop use offer_async()")
-        return self._submit(self._answer(payload)).result(timeout or self.answer_timeout_s + 5)
+        return self._wait(self._answer(payload), timeout or self.answer_timeout_s + 5)
 
     async def offer_async(self, payload) -> dict:
         """:meth:`offer`, awaitable from any event loop (Gradio's included)."""
@@ -141,7 +104,7 @@ class WebRTCManager:
 
     def stop(self, peer_id: str, reason: str = "stopped") -> bool:
         """Close the peer ``peer_id`` (the ``id`` of its answer); False when there is none."""
-        return self._submit(self._stop(peer_id, reason)).result(15)
+        return self._wait(self._stop(peer_id, reason), 15)
 
     async def stop_async(self, peer_id: str, reason: str = "stopped") -> bool:
         return await asyncio.wrap_future(self._submit(self._stop(peer_id, reason)))
@@ -190,6 +153,12 @@ class WebRTCManager:
             thread.join(timeout)
 
     # -- the loop thread --------------------------------------------------------------------
+    def _wait(self, coro, timeout: float):
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("this WebRTCManager call blocks: on the manager's loop use the *_async one")
+        return self._submit(coro).result(timeout)
+
     def _submit(self, coro) -> concurrent.futures.Future:
         with self._lock:
             if self._loop is None:
@@ -395,3 +364,6 @@ class WebRTCManager:
         """Close every peer, and wait for those being closed."""
         peers = [*self._peers.values(), *self._closing]
         await asyncio.gather(*(self._close(peer, reason) for peer in peers))
+
+
+__all__ = ["Peer", "WebRTCError", "WebRTCManager"]

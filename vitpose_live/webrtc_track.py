@@ -1,6 +1,7 @@
 """The media side of a WebRTC peer (:mod:`.webrtc`): the worker thread that runs ``process`` on
-the newest camera frame, the track that sends what it made, and the encoders whose bitrate fits
-the picture.
+the newest camera frame, the track that sends what it made, the encoders whose bitrate fits the
+picture, the jitter buffer that hands a frame on at its last packet, and :class:`Peer`, the
+record of one stream that ``process`` is given.
 
 The event loop never waits for a model: :class:`FrameWorker` takes frames from the loop without
 blocking it and keeps only the newest (a frame replaced before the worker took it is counted as
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import secrets
 import statistics
 import threading
 import time
@@ -310,3 +312,30 @@ class FrameWorker:
         out.pts, out.time_base = frame.pts, frame.time_base  # the capture time the browser plays it at
         self.stats.processed += 1
         return out
+
+
+class Peer:
+    """One browser's stream, as ``process`` sees it (its second argument): ``key`` (the page's
+    session, e.g. Gradio's session hash), ``settings`` (the page's latest; replaced whole on each
+    message, so the worker reads one consistent dict), ``state`` (a dict for ``process``'s own
+    use, one per connection), ``stats``; ``closed`` is the reason once it ended."""
+
+    def __init__(self, key: str, settings: dict) -> None:
+        self.id = secrets.token_hex(16)  # the page's handle to stop it: not guessable
+        self.key = key
+        self.settings = dict(settings)
+        self.state: dict = {}
+        self.stats = FrameStats()
+        self.created = self.last_seen = time.monotonic()
+        self.closed: str | None = None
+        self.encoder = None  # the outgoing track's encoder (FITTED_ENCODERS), once negotiated
+        self.quick_receiver = False  # whether the camera's frames leave at their last packet
+        self.pc = None  # its RTCPeerConnection
+        self.track = ProcessedTrack()
+        self.worker: FrameWorker | None = None
+        self.channel = None
+        self.reader: asyncio.Task | None = None
+        self.done: asyncio.Future | None = None  # set once closing began; done once closed
+
+    def stats_dict(self) -> dict:
+        return {**self.stats.as_dict(), "sent": self.track.sent, "skipped": self.track.skipped}
