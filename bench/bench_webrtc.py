@@ -11,7 +11,7 @@ measures capture-to-return latency through the manager, trivial and slow: p50/p9
 and the p50 of its first and second halves (a delay that grows would show).
 
     python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30]
-                                 [--out bench/results/webrtc-cpu.json]
+                                 [--client-seconds S] [--out bench/results/webrtc-cpu.json]
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--size", default="640x480", help="the fake camera's picture size")
     parser.add_argument("--slow-ms", type=float, default=30.0)
+    parser.add_argument("--client-seconds", type=float, help="the aiortc client's run (default: --seconds)")
     parser.add_argument("--out", type=Path, default=RESULTS / "webrtc-cpu.json")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -199,7 +200,8 @@ def main() -> None:
                 for name, r in row.items():
                     if "line" in r:
                         print(f"  {name}: {r['line']} | bitrate {r.get('bitrate')}", flush=True)
-        latency = {name: asyncio.run(client_latency(servers[name], args.seconds, (width, height)))
+        client_seconds = args.client_seconds or args.seconds
+        latency = {name: asyncio.run(client_latency(servers[name], client_seconds, (width, height)))
                    for name in servers if name not in echoes}
         print("capture-to-return latency (aiortc client):", json.dumps(latency), flush=True)
     finally:
@@ -215,7 +217,7 @@ def main() -> None:
         "browser": f"Chromium {version}",
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rounds": rounds,
-        "client_latency": latency,
+        "client_latency": {"seconds": client_seconds, **latency},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
