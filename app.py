@@ -15,8 +15,8 @@ def _wants_command_line(argv: list[str]) -> bool:
 
 
 def _print_help() -> None:
-    from vitpose_live.cli import build_parser as command_line_parser
-    from vitpose_live.ui import build_parser as web_app_parser
+    from vitpose_live.apps.cli import build_parser as command_line_parser
+    from vitpose_live.apps.web import build_parser as web_app_parser
 
     web_app, command_line = web_app_parser(), command_line_parser()
     command_line.prog = "app.py"
@@ -29,12 +29,12 @@ def _print_help() -> None:
 
 if __name__ == "__main__":
     if _wants_command_line(sys.argv[1:]):
-        from vitpose_live.cli import console_main
+        from vitpose_live.apps.cli import console_main
 
         console_main()
     elif "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         _print_help()
     else:
-        from vitpose_live.ui import main
+        from vitpose_live.apps.web import main
 
         main()

@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def run(name: str, argv: list[str], out: Path, parallel: int = 1) -> dict:
-    from vitpose_live.cli import main
+    from vitpose_live.apps.cli import main
 
     load = os.getloadavg()[0]
     started = time.perf_counter()
@@ -70,8 +70,8 @@ def main() -> None:
 
     import ray
     import torch
-    from media import make_clip
-    from models import save_tiny_models
+    from support.media import make_clip
+    from support.models import save_tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -33,9 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.detector import PersonDetector
-from vitpose_live.fuse import fold_batch_norms, keep_one_expert
-from vitpose_live.pose import PoseEstimator
+from vitpose_live.models.detector import PersonDetector
+from vitpose_live.models.fuse import fold_batch_norms, keep_one_expert
+from vitpose_live.models.pose import PoseEstimator
 
 OUT = Path(__file__).resolve().parent / "out" / "cpu-profile.json"
 SIDES = (640, 480, 416, 384, 320)

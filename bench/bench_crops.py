@@ -30,10 +30,10 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "tests"),
                 str(Path(__file__).resolve().parents[1])]
 
-from models import tiny_vitpose  # noqa: E402
+from support.models import tiny_vitpose  # noqa: E402
 
-from vitpose_live.device import image_to_device  # noqa: E402
-from vitpose_live.pose import PoseEstimator  # noqa: E402
+from vitpose_live.models.device import image_to_device
+from vitpose_live.models.pose import PoseEstimator
 
 
 def person_boxes(rng: np.random.Generator, count: int, height: int, width: int) -> np.ndarray:

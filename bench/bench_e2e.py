@@ -90,7 +90,7 @@ def prepare_clip(frames: int | None, source: str | None) -> tuple[Path, str]:
     OUT.mkdir(parents=True, exist_ok=True)
     src = Path(source) if source else gradio_clip()
     if src is None:
-        from media import make_clip
+        from support.media import make_clip
 
         n = frames or 120
         path = OUT / f"e2e_synthetic_{n}.mp4"
@@ -103,7 +103,7 @@ def prepare_clip(frames: int | None, source: str | None) -> tuple[Path, str]:
         return src, f"{src.name} as is"
     path = OUT / f"e2e_{src.stem}_{frames}.mp4"
     if not path.exists():
-        from vitpose_live.sinks import VideoFileSink
+        from vitpose_live.outputs.sinks import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
         with VideoFileSource(src) as video:
@@ -143,7 +143,7 @@ def build_models(size: str, directory: Path) -> tuple[Path, Path, dict]:
 
     torch.manual_seed(0)
     if size == "tiny":
-        from models import tiny_rtdetr, tiny_vitpose
+        from support.models import tiny_rtdetr, tiny_vitpose
 
         pose, detector = tiny_vitpose(), tiny_rtdetr()
     else:
@@ -377,12 +377,12 @@ def engine_argv(clip: Path, out_path: Path, pose_dir: Path, det_dir: Path, args)
 
 def run_engine_cli(clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, args) -> dict:
     """The command line as people run it: a process of its own (``console_main``, which also makes
-    the process settings the programs make, see ``vitpose_live/host_memory.py``); its
+    the process settings the programs make, see ``vitpose_live/system/host_memory.py``); its
     ``--stats-json`` gives the run's seconds after loading, its frames and persons."""
     stats_path = out_path.with_suffix(".stats.json")
     stats_path.unlink(missing_ok=True)
     argv = [*engine_argv(clip, out_path, pose_dir, det_dir, args), "--stats-json", str(stats_path)]
-    command = [sys.executable, "-c", "from vitpose_live.cli import console_main; console_main()", *argv]
+    command = [sys.executable, "-c", "from vitpose_live.apps.cli import console_main; console_main()", *argv]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -414,20 +414,21 @@ class EngineStages(Side):
 
     def __init__(self, clip: Path, pose_dir: Path, det_dir: Path, out_path: Path, args):
         super().__init__(args)
-        from vitpose_live import cli
-        from vitpose_live.engine import build_engine
+        from vitpose_live.apps import job
+        from vitpose_live.apps.cli import parse_request
+        from vitpose_live.engine.recipe import build_engine
         from vitpose_live.render import PoseAnnotator
 
         self.clip, self.out_path = clip, out_path
-        ns = cli.build_parser().parse_args(engine_argv(clip, out_path, pose_dir, det_dir, args))
+        ns = parse_request(engine_argv(clip, out_path, pose_dir, det_dir, args))
         loaded = time.perf_counter()
-        self.engine = build_engine(cli.engine_options(ns, live=False))  # the file job's recipe
+        self.engine = build_engine(job.engine_options(ns, live=False))  # the file job's recipe
         self.load_s = time.perf_counter() - loaded
         self.annotator = PoseAnnotator(kpt_threshold=ns.kpt_threshold, show_boxes=ns.show_boxes)
 
     def open(self) -> None:
-        from vitpose_live.device import background_io, decode_threads
-        from vitpose_live.sinks import VideoFileSink
+        from vitpose_live.models.device import background_io, decode_threads
+        from vitpose_live.outputs.sinks import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
         self.source = VideoFileSource(self.clip, threads=decode_threads(self.engine.pose.device))  # as the CLI
@@ -439,19 +440,20 @@ class EngineStages(Side):
         self.frame_iter = iter(self.source)
 
     def step(self) -> list[float] | None:
-        from vitpose_live.pose import valid_boxes
+        from vitpose_live.models.crops import valid_boxes
 
         clock, detector, pose = self.clock, self.engine.detector, self.engine.pose
         frame = next(self.frame_iter, None)
         if frame is None:
             return None
         t1 = clock()
-        image = self.engine._upload(frame.image)  # the frame on the device once (no-op on CPU)
+        image = self.engine.upload(frame.image)  # the frame on the device once (no-op on CPU)
         pixels = detector.preprocess(image)
         t2 = clock()
         outputs = detector.forward(pixels)
         t3 = clock()
-        detections = detector.postprocess(outputs, [frame.image.shape[:2]])[0]
+        settings = self.engine.settings  # the engine's own per-call threshold and cap (no tracking here)
+        detections = detector.postprocess(outputs, [frame.image.shape[:2]], settings.det_threshold, settings.max_persons)[0]
         keep = valid_boxes(detections.boxes)
         boxes, scores = detections.boxes[keep], detections.scores[keep]
         t4 = clock()
@@ -461,7 +463,7 @@ class EngineStages(Side):
         t6 = clock()
         poses = pose.postprocess(heatmaps, boxes, scores)
         t7 = clock()
-        picture = self.annotator.annotate(frame.image, poses)  # a file's frame is drawn on (vitpose_live/run.py)
+        picture = self.annotator.annotate(frame.image, poses)  # a file's frame is drawn on (vitpose_live/runtime/run.py)
         t8 = clock()
         self.sink.write(picture, frame.time)
         t9 = clock()
@@ -609,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: a worker thread)")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="make this process (both stage loops) keep freed memory, as the engine's "
-                        "programs do (vitpose_live/host_memory.py); the recipe's whole run then "
+                        "programs do (vitpose_live/system/host_memory.py); the recipe's whole run then "
                         "is not the docs recipe's as people run it")
     parser.add_argument("--cli-args", default="", help='more flags for the engine CLI, e.g. "--io-processes"')
     parser.add_argument("--source", help="another clip instead of gradio's a.mp4 (used whole)")
@@ -624,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
-        from vitpose_live.host_memory import keep_freed_memory
+        from vitpose_live.system.host_memory import keep_freed_memory
 
         keep_freed_memory()
 

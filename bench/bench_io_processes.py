@@ -45,16 +45,17 @@ WAYS = {"threads": "", "processes": "--io-processes"}
 
 def engine_alone(clip: Path, pose_dir: Path, det_dir: Path, args) -> dict:
     """``engine.process_batch`` over the clip's frames, decoded beforehand, at the CLI's batch."""
-    from vitpose_live import cli
-    from vitpose_live.engine import build_engine
+    from vitpose_live.apps import job
+    from vitpose_live.apps.cli import parse_request
+    from vitpose_live.engine.recipe import build_engine
     from vitpose_live.sources import VideoFileSource
 
     argv = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir),
             "--device", args.device, "--dtype", args.dtype, "--max-persons", str(args.max_persons),
             *(["--cuda-graphs"] if args.cuda_graphs else [])]
-    ns = cli.build_parser().parse_args(argv + (["--batch", str(args.batch)] if args.batch else []))
-    engine = build_engine(cli.engine_options(ns, live=False))
-    batch = cli.file_batch(ns, engine)
+    ns = parse_request(argv + (["--batch", str(args.batch)] if args.batch else []))
+    engine = build_engine(job.engine_options(ns, live=False))
+    batch = job.file_batch(ns, engine)
     with VideoFileSource(clip) as source:
         frames = list(source)
     batches = [frames[i : i + batch] for i in range(0, len(frames), batch)]

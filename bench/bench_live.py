@@ -7,7 +7,7 @@ processed frames, how latency moves from the first to the last third of the run,
 detector passes per second and the age of the detection each frame used. Random weights of the
 real architectures cost what real ones do; ``--size tiny`` uses the test models.
 
-``--profile cpu`` runs the CPU profile instead (:mod:`vitpose_live.profiles`: its pose model and
+``--profile cpu`` runs the CPU profile instead (:mod:`vitpose_live.engine.profiles`: its pose model and
 detector at real size with random weights, its detector input size, interval and pacing), as the
 profile has it and with the detector unpaced, in alternating turns, and times the pose model's
 own forward pass on one 256x192 crop in the same run (before and after every run): the live bar
@@ -71,8 +71,8 @@ PROFILE_POLICIES = ("profile: detector paced", "profile, detector unpaced")
 
 
 def engine_options(name: str, args):
-    from vitpose_live.engine import EngineOptions, FrameSettings
-    from vitpose_live.profiles import profile_for
+    from vitpose_live.engine.recipe import EngineOptions, FrameSettings
+    from vitpose_live.engine.profiles import profile_for
 
     settings = FrameSettings(max_persons=args.max_persons, smooth=True)
     if name in PROFILE_POLICIES:
@@ -84,8 +84,8 @@ def engine_options(name: str, args):
 
 
 def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
-    from vitpose_live.engine import build_engine
-    from vitpose_live.run import Outputs, RunOptions, run
+    from vitpose_live.engine.recipe import build_engine
+    from vitpose_live.runtime.run import Outputs, RunOptions, run
 
     engine = build_engine(engine_options(name, args), models=models)
     latencies: list[float] = []
@@ -112,7 +112,7 @@ def profile_models(device: str, directory: Path) -> tuple[Path, Path, dict]:
     from bench_cpu_profile import DETECTORS, POSE_MODELS
     from transformers import RTDetrImageProcessorPil, VitPoseImageProcessorPil
 
-    from vitpose_live.profiles import profile_for
+    from vitpose_live.engine.profiles import profile_for
 
     profile = profile_for(device)
     pose = next(c for c in POSE_MODELS if c.hub_id == profile.pose_model).build()
@@ -154,7 +154,7 @@ def single_crop_ms(pose, reps: int = 15) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from bench_e2e import build_models
 
-    from vitpose_live.engine import ModelOptions, load_models
+    from vitpose_live.engine.recipe import ModelOptions, load_models
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("tiny", "base"), default="tiny")
@@ -170,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                         "turns, the policies alternating, the single crop timed before and after every turn")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    from vitpose_live.host_memory import keep_freed_memory
+    from vitpose_live.system.host_memory import keep_freed_memory
 
-    keep_freed_memory()  # as the programs run (vitpose_live/host_memory.py)
+    keep_freed_memory()  # as the programs run (vitpose_live/system/host_memory.py)
     if args.threads:
         import torch
 

@@ -26,10 +26,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.detector import PersonDetector  # noqa: E402
-from vitpose_live.device import resolve  # noqa: E402
-from vitpose_live.fuse import fold_batch_norms  # noqa: E402
-from vitpose_live.pose import PoseEstimator  # noqa: E402
+from vitpose_live.models.detector import PersonDetector
+from vitpose_live.models.device import resolve
+from vitpose_live.models.fuse import fold_batch_norms
+from vitpose_live.models.pose import PoseEstimator
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitpose_live.render import _ONE, _SHIFT, HudAnnotator, PoseAnnotator, _plan, default_sizes  # noqa: E402
-from vitpose_live.skeletons import COCO  # noqa: E402
-from vitpose_live.types import Poses  # noqa: E402
+from vitpose_live.render import _ONE, _SHIFT, HudAnnotator, PoseAnnotator, _plan, default_sizes
+from vitpose_live.skeletons import COCO
+from vitpose_live.types import Poses
 
 OUT = Path(__file__).resolve().parent / "out"
 HEIGHT, WIDTH = 1080, 1920

@@ -47,7 +47,7 @@ def gradio_phases(frames: int) -> dict:
 
 def served_frames(app) -> int:
     """Frames the server answered so far: the web app's sessions, or the trivial app's count."""
-    from webcam import TRIVIAL_FRAMES
+    from support.webcam import TRIVIAL_FRAMES
 
     if app is None:
         return TRIVIAL_FRAMES[0]
@@ -55,7 +55,7 @@ def served_frames(app) -> int:
 
 
 def measure(chromium, url: str, seconds: float, app=None) -> dict:
-    from webcam import open_page, output_rate, set_number, start_camera, stop_camera
+    from support.webcam import open_page, output_rate, set_number, start_camera, stop_camera
 
     from gradio.profiling import collector
 
@@ -93,10 +93,10 @@ def main() -> None:
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
 
-    from models import save_tiny_models
-    from webcam import browser, have_chromium, launch, trivial_stream_app, write_y4m
+    from support.models import save_tiny_models
+    from support.webcam import browser, have_chromium, launch, trivial_stream_app, write_y4m
 
-    from vitpose_live.ui import PoseWebApp
+    from vitpose_live.apps.web import PoseWebApp
 
     if not have_chromium():
         sys.exit("needs /usr/bin/chromium (Debian package 'chromium') and the playwright package")

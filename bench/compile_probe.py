@@ -1,6 +1,6 @@
 """Does torch.compile remove the detector's launch overhead, compiled and called on a second
 thread (as the CLI's --compile does)? RT-DETR R50 (folded, NHWC, fp16 on CUDA): ms per batch for
-transformers' eager forward, the fixed-shape eager forward (vitpose_live/rtdetr.py) and the
+transformers' eager forward, the fixed-shape eager forward (vitpose_live/models/rtdetr.py) and the
 compiled one at batch buckets 1 and 8, compile time, and the largest difference to eager.
 
     python bench/compile_probe.py                              # needs CUDA (reduce-overhead: CUDA graphs)
@@ -26,7 +26,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 from bench_models import median_seconds, rtdetr  # noqa: E402
 
-from vitpose_live.detector import PersonDetector  # noqa: E402
+from vitpose_live.models.detector import PersonDetector
 
 
 def main(argv=None) -> int:
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.cpu:
-        from models import tiny_rtdetr
+        from support.models import tiny_rtdetr
 
         model, device, dtype = tiny_rtdetr(), "cpu", torch.float32
         torch.set_num_threads(1)  # thread CPU time is then the whole cost of a call
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     else:
         raise SystemExit("needs CUDA, or --cpu")
     # fold_norms applies to loaded models only; the folding is done on this instance here
-    from vitpose_live.fuse import fold_batch_norms
+    from vitpose_live.models.fuse import fold_batch_norms
 
     fold_batch_norms(model)
     stock = PersonDetector(model, device=device, dtype=dtype, fixed_shapes=False)

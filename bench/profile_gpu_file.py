@@ -28,10 +28,11 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 from bench_e2e import build_models, prepare_clip  # noqa: E402
 
-from vitpose_live import cli  # noqa: E402
-from vitpose_live.engine import build_engine  # noqa: E402
-from vitpose_live.device import image_to_device  # noqa: E402
-from vitpose_live.sources import VideoFileSource  # noqa: E402
+from vitpose_live.apps import job
+from vitpose_live.apps.cli import main as cli_main, parse_request
+from vitpose_live.engine.recipe import build_engine
+from vitpose_live.models.device import image_to_device
+from vitpose_live.sources import VideoFileSource
 
 
 def _sync() -> None:
@@ -66,8 +67,8 @@ def main() -> int:
         pose_dir, det_dir, _ = build_models(args.size, Path(tmp))
         base = ["--source", str(clip), "--model", str(pose_dir), "--detector", str(det_dir), "--device", args.device,
                 "--max-persons", "5", "--no-progress", "--batch", str(args.batch)]
-        ns = cli.build_parser().parse_args([*base, *flags])
-        engine = build_engine(cli.engine_options(ns, live=False))
+        ns = parse_request([*base, *flags])
+        engine = build_engine(job.engine_options(ns, live=False))
         source = VideoFileSource(clip)
         frames = list(source)
         source.close()
@@ -106,7 +107,7 @@ def main() -> int:
             stderr = io.StringIO()
             start = time.perf_counter()
             with contextlib.redirect_stderr(stderr):
-                code = cli.main([*base, *flags, *extra, "--stats-json", f"{tmp}/s.json"])
+                code = cli_main([*base, *flags, *extra, "--stats-json", f"{tmp}/s.json"])
             seconds = time.perf_counter() - start
             results[f"{label}: s with loading"] = seconds
             sys.setswitchinterval(interval)

@@ -78,18 +78,16 @@ def _sample() -> tuple[int, int, int, int]:
 
 def build_engine(pose_model=None, detector_model=None, *, max_persons: int = 3, det_every: int = 3):
     """The CLI's recipe with tracking and smoothing, around the tiny test models."""
-    from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
+    from support.models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose
 
-    from vitpose_live import engine
-    from vitpose_live.detector import PersonDetector
-    from vitpose_live.pose import PoseEstimator
+    import vitpose_live as vl
 
     pose_model = pose_model if pose_model is not None else tiny_vitpose()
-    pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
-    detector = PersonDetector(detector_model if detector_model is not None else tiny_rtdetr(),
+    pose = vl.PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
+    detector = vl.PersonDetector(detector_model if detector_model is not None else tiny_rtdetr(),
                               processor=detector_processor(320), device="cpu")
-    settings = engine.FrameSettings(det_threshold=0.5, max_persons=max_persons, smooth=True)
-    return engine.build_engine(engine.EngineOptions(settings=settings, det_every=det_every), models=(pose, detector))
+    settings = vl.FrameSettings(det_threshold=0.5, max_persons=max_persons, smooth=True)
+    return vl.build_engine(vl.EngineOptions(settings=settings, det_every=det_every), models=(pose, detector))
 
 
 def rss_slope(rss: list[int], warmup: int) -> tuple[float, int]:
@@ -132,8 +130,8 @@ def soak(
     detector_model=None,
 ) -> dict:
     """Run the soak and return its measurements and verdicts (``report["ok"]``, ``report["problems"]``)."""
-    from vitpose_live.engine import warm_up
-    from vitpose_live.pipeline import Pipeline, Policy
+    from vitpose_live.engine.engine import warm_up
+    from vitpose_live.runtime.pipeline import Pipeline, Policy
     from vitpose_live.render import HudAnnotator, PoseAnnotator
     from vitpose_live.sources import SyntheticSource
 
@@ -288,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     width, height = (int(v) for v in args.size.lower().split("x"))
-    from vitpose_live.host_memory import keep_freed_memory
+    from vitpose_live.system.host_memory import keep_freed_memory
 
-    kept = keep_freed_memory()  # as the programs run (vitpose_live/host_memory.py)
+    kept = keep_freed_memory()  # as the programs run (vitpose_live/system/host_memory.py)
     report = soak(
         args.frames,
         policy=args.policy,

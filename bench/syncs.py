@@ -1,6 +1,6 @@
 """Where the host waits for the GPU: every synchronising call in one detector and one pose
 forward pass (and the engine's own pre/post-processing), with the line that made it; the
-detector's forward both ways: transformers' own and the fixed-shape one (vitpose_live/rtdetr.py).
+detector's forward both ways: transformers' own and the fixed-shape one (vitpose_live/models/rtdetr.py).
 
     python bench/syncs.py                    # CUDA: torch's sync debug mode; RT-DETR R50, ViTPose-B
     python bench/syncs.py --cpu              # no GPU: tests/host_syncs.py at torch's dispatcher; tiny models
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_e2e import base_rtdetr  # noqa: E402
 from bench_models import vitpose  # noqa: E402
 
-from vitpose_live.detector import PersonDetector  # noqa: E402
-from vitpose_live.device import image_to_device  # noqa: E402
-from vitpose_live.pose import PoseEstimator  # noqa: E402
+from vitpose_live.models.detector import PersonDetector
+from vitpose_live.models.device import image_to_device
+from vitpose_live.models.pose import PoseEstimator
 
 
 RESULTS: dict[str, dict] = {}
@@ -45,7 +45,7 @@ def report(label: str, places: collections.Counter) -> None:
 def syncs_in(label: str, function) -> None:
     """Run ``function`` with torch's sync debug mode on and print where each sync came from."""
     if not torch.cuda.is_available():
-        from host_syncs import count
+        from support.host_syncs import count
 
         report(label, count(function).places)
         return
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="write the counts as JSON here")
     args = parser.parse_args(argv)
     if args.cpu:
-        from models import tiny_rtdetr, tiny_vitpose
+        from support.models import tiny_rtdetr, tiny_vitpose
 
         device, detector_model, pose_model = "cpu", tiny_rtdetr(), tiny_vitpose()
     elif torch.cuda.is_available():

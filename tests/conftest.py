@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore", message=".*torchvision.*")
 
-from models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose  # noqa: E402
+from support.models import detector_processor, pose_processor, tiny_rtdetr, tiny_vitpose  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def rng():
 @pytest.fixture
 def run_cli(pose_dir, detector_dir, capsys):
     """Run the command line in-process with the tiny models; returns (exit code, stderr)."""
-    from vitpose_live.cli import main
+    from vitpose_live.apps.cli import main
 
     def run(*args):
         code = main(["--model", pose_dir, "--detector", detector_dir, "--device", "cpu", "--no-progress", *map(str, args)])
@@ -63,7 +63,7 @@ def run_cli(pose_dir, detector_dir, capsys):
 @pytest.fixture
 def xvfb():
     """A virtual X display (Debian's xvfb) for the window tests; its name, e.g. ":93"."""
-    from needs import need
+    from support.needs import need
 
     need(bool(shutil.which("Xvfb")), "needs Xvfb (.ci/run installs it)")
     display = ":%d" % (90 + os.getpid() % 9)
@@ -73,3 +73,15 @@ def xvfb():
     yield display
     server.terminate()
     server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def small_clips(tmp_path_factory) -> dict:
+    """The reliability tests' originals: 96x64, 20 frames at 20 fps with AAC audio, in MP4 (+faststart) and MKV."""
+    from support.media import make_clip
+
+    folder = tmp_path_factory.mktemp("small-clips")
+    return {
+        ext: make_clip(folder / f"clip{ext}", width=96, height=64, frames=20, fps=20)
+        for ext in (".mp4", ".mkv")
+    }

@@ -10,7 +10,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 
 A_TEST_WITHOUT_ITS_TOOL = """
-from needs import need
+from support.needs import need
 
 def test_the_window():
     need(False, "needs Xvfb")

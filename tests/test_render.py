@@ -161,6 +161,19 @@ def test_a_keypoint_and_its_edges_are_drawn_only_above_the_threshold(score, draw
     assert unchanged_at(image, MID) is not drawn
 
 
+@pytest.mark.parametrize("threshold, drawn", [(0.5, False), (0.3, True)])
+def test_a_calls_keypoint_threshold_wins_over_the_annotators_own_and_leaves_it(threshold, drawn):
+    poses = person({"left_shoulder": A, "left_elbow": B})
+    scores = poses.scores.copy()
+    scores[0, K["left_elbow"]] = 0.4
+    annotator = PoseAnnotator(kpt_threshold=0.9)
+
+    image = annotator.annotate(scene(), poses.replace(scores=scores), kpt_threshold=threshold)
+
+    assert unchanged_at(image, B) is not drawn
+    assert annotator.kpt_threshold == 0.9
+
+
 @pytest.mark.parametrize(
     "bad",
     [(NAN, NAN), (NAN, 150.0), (INF, 150.0), (-INF, -INF), (1e30, 1e30), (-1e9, 5.0)],

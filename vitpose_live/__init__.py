@@ -1,32 +1,57 @@
 """vitpose_live: real-time multi-person pose estimation with ViTPose.
 
-The model classes are imported on first use, so ``import vitpose_live`` stays light.
+The public surface: build an engine from its recipe, open a source, run the one loop into
+outputs, and the errors a face shows as one line. Everything else is implementation, arranged
+in layers (README "How it is built"). Names are imported on first use, so ``import vitpose_live``
+stays light (no torch).
+
+    import vitpose_live as vl
+    engine = vl.build_engine(vl.EngineOptions())
+    with vl.open_source("clip.mp4") as source:
+        report = vl.run(source, engine, vl.Outputs(), vl.RunOptions())
 """
 
-from .errors import VitposeError
+from .errors import UserError, VitposeError
 from .skeletons import COCO, Skeleton, skeleton_for
 from .types import Detections, Frame, Poses
 
-_LAZY = {
-    "PoseEstimator": ".pose",
-    "PersonDetector": ".detector",
-    "PoseEngine": ".engine",
+# public name -> the module that defines it
+_ON_FIRST_USE = {
+    "build_engine": ".engine.recipe",
+    "EngineOptions": ".engine.recipe",
+    "FrameSettings": ".engine.settings",
+    "ModelOptions": ".engine.recipe",
+    "PoseEngine": ".engine.engine",
+    "PoseEstimator": ".models.pose",
+    "PersonDetector": ".models.detector",
+    "ModelLoadError": ".models.loading",
+    "open_source": ".sources",
+    "SourceError": ".sources",
+    "run": ".runtime.run",
+    "RunOptions": ".runtime.run",
+    "RunReport": ".runtime.run",
+    "Outputs": ".runtime.run",
+    "Pipeline": ".runtime.pipeline",
+    "Policy": ".runtime.pipeline",
+    "PipelineError": ".runtime.pipeline",
+    "SinkError": ".outputs.paths",
     "PoseAnnotator": ".render",
     "HudAnnotator": ".render",
-    "Pipeline": ".pipeline",
-    "Policy": ".pipeline",
-    "open_source": ".sources",
-    "ModelLoadError": ".loading",
 }
 
-__all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "VitposeError", "skeleton_for", *_LAZY]
+__all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "UserError", "VitposeError", "skeleton_for",
+           *_ON_FIRST_USE]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in _ON_FIRST_USE:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(importlib.import_module(_ON_FIRST_USE[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'vitpose_live' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,6 +10,10 @@ class VitposeError(Exception):
         return one_line(self)
 
 
+class UserError(VitposeError):
+    """A problem the user can fix in what they asked for (an argument, a path); printed as one line."""
+
+
 def one_line(error: BaseException, *, with_type: bool = False) -> str:
     """The first line of ``error``'s message (its type's name when it has none); ``with_type``
     puts the type's name first, for errors that are not ours."""

@@ -21,6 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .defaults import KPT_THRESHOLD
 from .skeletons import COCO_KEYPOINTS
 from .types import Poses
 
@@ -146,7 +147,7 @@ class PoseAnnotator:
 
     def __init__(
         self,
-        kpt_threshold: float = 0.3,
+        kpt_threshold: float = KPT_THRESHOLD,
         radius: int | None = None,
         thickness: int | None = None,
         show_boxes: bool = False,
@@ -164,8 +165,10 @@ class PoseAnnotator:
         self.show_edges = show_edges
         self.antialias = antialias
 
-    def annotate(self, scene: np.ndarray, poses: Poses) -> np.ndarray:
-        """Draw ``poses`` onto ``scene`` (HxWx3 uint8 RGB) in place and return it."""
+    def annotate(self, scene: np.ndarray, poses: Poses, kpt_threshold: float | None = None) -> np.ndarray:
+        """Draw ``poses`` onto ``scene`` (HxWx3 uint8 RGB) in place and return it; keypoints above
+        ``kpt_threshold`` (None: this annotator's own), so drawing can follow the engine's."""
+        kpt_threshold = self.kpt_threshold if kpt_threshold is None else kpt_threshold
         if len(poses) == 0:
             return scene
         _check(scene)
@@ -180,7 +183,7 @@ class PoseAnnotator:
             plan = _plan(poses.keypoint_names, poses.edges)
             kp = poses.keypoints.transpose(1, 0, 2)  # (K, N, 2): keypoint-major, so runs stay together
             # abs(nan) < x is False, so this also drops NaN and inf.
-            ok = (poses.scores.T > self.kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
+            ok = (poses.scores.T > kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
             fixed = np.rint(np.where(ok[..., None], kp, 0) * _ONE).astype(np.int32)
             if self.show_edges and len(plan.ends):
                 segments = fixed[plan.ends].transpose(0, 2, 1, 3)  # (E, N, 2 ends, 2)

@@ -1,0 +1,236 @@
+"""One input, start to end: the source a request names → the engine its recipe builds → the
+outputs it asks for (and the window), through the one run loop (:func:`vitpose_live.runtime.run.run`).
+The command line, every input of a collection and each Ray worker run this, with a :class:`Request`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..defaults import file_batch
+from ..errors import UserError
+from .request import Request, camera_size, wants_window
+
+
+@dataclass(frozen=True)
+class Summary:
+    frames: int
+    seconds: float
+    persons: int
+    output: str | None
+    keypoints: str | None
+    interrupted: bool = False
+    stats: dict | None = None
+
+    def line(self) -> str:
+        rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        per_frame = self.persons / self.frames if self.frames else 0.0
+        outputs = ", ".join(p for p in (self.output, self.keypoints) if p) or "no output file"
+        head = "interrupted after" if self.interrupted else "done:"
+        line = (
+            f"{head} {self.frames} frame(s) in {self.seconds:.1f} s ({rate:.1f} frames/s), "
+            f"{per_frame:.1f} person(s) per frame -> {outputs}"
+        )
+        if self.stats:
+            latency = self.stats["latency_ms"]
+            line += (
+                f"; latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms; "
+                f"{self.stats['frames_dropped']} frame(s) dropped"
+            )
+        return line
+
+
+def model_choice(request: Request):
+    """The ``auto`` arguments resolved through the device's profile (:mod:`vitpose_live.engine.profiles`);
+    explicit ones win. Imports torch when ``--device auto`` (to see whether CUDA is there)."""
+    from ..engine.profiles import profile_for, resolve
+
+    return resolve(profile_for(request.device), request.model, request.detector, request.detector_size,
+                   request.det_every, request.max_persons)
+
+
+def engine_options(request: Request, *, live: bool):
+    """The shared recipe's options from the command line."""
+    from ..engine.recipe import EngineOptions, FrameSettings, ModelOptions
+
+    choice = model_choice(request)
+    models = ModelOptions(choice.model, choice.detector, request.device, request.dtype, request.expert, request.flip_test,
+                          request.cuda_graphs, request.compile, detector_size=choice.detector_size)
+    settings = FrameSettings(
+        det_threshold=request.det_threshold, max_persons=choice.max_persons, kpt_threshold=request.kpt_threshold,
+        smooth=live if request.smooth is None else request.smooth, smooth_min_cutoff=request.smooth_min_cutoff,
+        smooth_beta=request.smooth_beta,
+    )
+    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1,
+                         detector_gap_s=choice.detector_gap_s if live else 0.0)
+
+
+def open_input(request: Request, spec):
+    """The source ``spec`` names; with ``--io-processes`` a video file is decoded in a process of
+    its own (then :func:`open_outputs` draws and encodes in another). A video file is decoded on
+    the threads :func:`~vitpose_live.models.device.decode_threads` gives for the models' device."""
+    from ..models.device import background_io, decode_threads
+    from ..sources import open_source
+    from ..sources.spec import SourceKind
+
+    options = {}
+    if spec.kind is SourceKind.VIDEO:
+        options["threads"] = decode_threads(request.device)
+    if request.io_processes and spec.kind is SourceKind.VIDEO and not request.realtime:
+        from ..procs.decode_process import DecodeProcessSource
+
+        # room for the frames in flight: two batches queued for the model, one in it, some drawn
+        return DecodeProcessSource(spec.text, slots=2 * (request.batch or 8) + 4,
+                                   background=background_io(request.device, live=False), **options)
+    if spec.kind is SourceKind.CAMERA:
+        if request.camera_size:
+            options["width"], options["height"] = camera_size(request)
+        if request.camera_fps:
+            options["fps"] = request.camera_fps
+    return open_source(spec, **options)
+
+
+def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing: tuple):
+    """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
+    video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
+    from ..models.device import background_io
+    from ..outputs.exports import open_keypoints_sink
+    from ..runtime.run import Outputs
+    from ..outputs.sinks import ImageFileSink, VideoFileSink, keypoints_header
+    from ..procs.decode_process import DecodeProcessSource
+    from ..sources.spec import SourceKind
+
+    info = source.info
+    outputs = Outputs()
+    try:
+        if request.output and spec.kind is SourceKind.IMAGE:
+            outputs.pictures.append(ImageFileSink(request.output))
+        elif request.output:
+            audio = request.source if info.has_audio and not live else None
+            size = {"width": info.width, "height": info.height, "fps": info.fps or 30.0,
+                    "background": background_io(engine.pose.device, live=live)}
+            if isinstance(source, DecodeProcessSource):
+                from ..procs.render_process import RenderProcessSink, VideoSettings
+
+                annotator, hud = drawing
+                video = VideoSettings(request.output, audio_from=audio, **size)
+                outputs.scenes.append(RenderProcessSink(source.ring, video, annotator=annotator,
+                                                        hud=hud if hud.enabled else None))
+            else:
+                outputs.pictures.append(VideoFileSink(request.output, audio_from=audio, **size))
+        if request.keypoints:
+            header = keypoints_header(engine, {"source": request.source, "width": info.width,
+                                               "height": info.height, "fps": info.fps})
+            outputs.records.append(open_keypoints_sink(request.keypoints, header=header))
+    except BaseException:
+        outputs.abort()
+        raise
+    return outputs
+
+
+def open_window(request: Request, spec):
+    """The OpenCV window when asked for (or by default for cameras and streams), created before
+    anything imports PyAV; ``None`` without one."""
+    if not wants_window(request, spec):
+        return None
+    from .window import NoDisplayError, Window
+
+    try:
+        return Window()
+    except NoDisplayError as error:
+        if request.window or not (request.output or request.keypoints or request.stats_json):
+            raise UserError(str(error)) from None
+        return None
+
+
+def annotate(request: Request, spec, window=None, engine=None) -> Summary:
+    """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
+    before for a file (a collection reuses one per process); its tracking state is reset."""
+    from ..engine.control import LatencyController
+    from ..engine.recipe import build_engine
+    from ..render import HudAnnotator, PoseAnnotator
+    from ..runtime.run import RunOptions, run
+    from ..procs.decode_process import DecodeProcessSource
+    from .viewer import Viewer
+
+    source = open_input(request, spec)
+    live = source.is_live or request.realtime
+    try:
+        if engine is None or live:
+            engine = build_engine(engine_options(request, live=live))
+            _warn_about(engine, request)
+        else:
+            engine.reset()
+        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes)
+        hud = HudAnnotator(enabled=request.hud if request.hud is not None else (live or window is not None))
+        outputs = open_outputs(request, spec, source, engine, live=live, drawing=(annotator, hud))
+    except BaseException:
+        source.close()
+        raise
+    controller = LatencyController(request.latency_target) if request.latency_target else None
+    info = source.info
+    options = RunOptions(
+        live=live, realtime_fps=info.fps if request.realtime and not source.is_live else None,
+        batch=file_batch(engine.pose.placement.is_cuda, request.batch), draw=window is not None, total=info.frame_count,
+        progress=not request.no_progress,
+    )
+    report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
+                 on_frame=Viewer(window, annotator, hud, request.snapshot_dir, engine) if window is not None else None,
+                 on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
+                 on_idle=window.pump if window is not None else None)
+    stats = report.stats
+    if isinstance(source, DecodeProcessSource):
+        stats["stage_ms"].update(source.stage_ms)
+        if source.cpu_s is not None:
+            stats["cpu_s"]["decode_process"] = source.cpu_s
+    if controller is not None:
+        stats["latency_control"] = controller.report(engine)
+    if request.stats_json:
+        _write_stats(request, outputs, stats)
+    if report.frames == 0 and not report.interrupted and not live:
+        raise UserError(f"'{request.source}' has no frames")
+    return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
+                   report.interrupted, stats if live else None)
+
+
+def _warn_about(engine, request: Request) -> None:
+    """One line each for settings that work but are probably not what the user wants."""
+    placement = engine.pose.placement
+    if placement.device.type == "cpu" and placement.dtype != _float32() and not _native_on_cpu(placement.dtype):
+        print(f"vitpose-live: note: --dtype {request.dtype} on a CPU runs several times slower than fp32 "
+              "(use --dtype fp32)", file=sys.stderr)
+    queries = getattr(engine.detector.model.config, "num_queries", None)
+    if request.max_persons and queries and request.max_persons > queries:
+        print(f"vitpose-live: note: the detector finds at most {queries} persons per frame; "
+              f"--max-persons {request.max_persons} keeps them all", file=sys.stderr)
+
+
+def _float32():
+    import torch
+
+    return torch.float32
+
+
+def _native_on_cpu(dtype) -> bool:
+    """bfloat16 on a CPU with bfloat16 instructions (oneDNN says): faster than float32 there
+    (bench/RESULTS.md); float16, and bfloat16 elsewhere, are emulated and slower."""
+    import torch
+
+    return dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _write_stats(request: Request, outputs, stats: dict) -> None:
+    try:
+        Path(request.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
+    except OSError as error:  # e.g. the disk filled up: leave nothing half-written
+        Path(request.stats_json).unlink(missing_ok=True)
+        for path in (request.output, request.keypoints):
+            if path:
+                Path(path).unlink(missing_ok=True)
+        raise UserError(f"cannot write '{request.stats_json}': {os.strerror(error.errno or 0).lower()}") from None
+
+

@@ -1,0 +1,52 @@
+"""Output paths checked before any work: which extensions mean what, and whether a file can be
+created there. Cheap to import (no PyAV, no OpenCV, no torch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import VitposeError
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov"})
+IMAGE_OUTPUT_EXTENSIONS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+KEYPOINTS_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
+FORMAT_SUFFIXES = {name: suffix for suffix, name in KEYPOINTS_FORMATS.items()}
+
+
+class SinkError(VitposeError):
+    """An output that cannot be written; the message is one line meant for the user."""
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise :class:`SinkError` now, before any work is done, when ``path`` cannot be created:
+    its directory is missing or is a file, ``path`` is a directory, or creating a file next to it
+    fails. That last check really creates (and removes) a file, since permission bits say
+    nothing to root, who may still not write in ``/proc`` or on a read-only mount."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.exists():
+        raise SinkError(f"cannot write '{path}': directory '{parent}' does not exist")
+    if not parent.is_dir():
+        raise SinkError(f"cannot write '{path}': '{parent}' is not a directory")
+    if path.is_dir():
+        raise SinkError(f"cannot write '{path}': it is a directory")
+    probe = parent / f".{path.name}.{os.getpid()}.probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise SinkError(f"cannot write '{path}': {_os_reason(error)}") from None
+    os.remove(probe)
+
+
+def _os_reason(error: BaseException) -> str:
+    reason = getattr(error, "strerror", None) or str(error)
+    return reason[0].lower() + reason[1:] if reason else type(error).__name__
+
+
+def keypoints_format(path: str | Path) -> str:
+    """``"jsonl"``, ``"csv"`` or ``"coco"`` from the file's extension, else :class:`SinkError`."""
+    name = KEYPOINTS_FORMATS.get(Path(path).suffix.lower())
+    if name is None:
+        raise SinkError(f"cannot write keypoints to '{path}': use a .jsonl, .csv or .json (COCO) file name")
+    return name

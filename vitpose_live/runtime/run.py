@@ -1,0 +1,260 @@
+"""The one run loop: source → pipeline → engine → annotators → sinks, for every face (the command
+line, the window, the web app's video job, the benchmarks).
+
+The buffering policy comes from the source kind: a live source keeps only the newest frame and
+the newest result (older ones are dropped and counted); a file waits and never drops. Frames go
+through the models in batches whenever nothing is tracked across frames. A frame's picture and
+its keypoints line are written both or neither, even when Ctrl-C lands in between.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..models.device import background_io
+from ..engine.engine import PoseEngine, Result, warm_up
+from ..system.interrupts import held
+from .pipeline import Pipeline, PipelineStats, Policy
+from ..render import HudAnnotator, PoseAnnotator
+from ..outputs.sinks import SinkError
+from ..types import Frame
+
+
+class PictureSink(Protocol):
+    def write(self, picture: np.ndarray, time: float | None = None) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class RecordSink(Protocol):
+    def write(self, frame_index: int, time: float | None, poses) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class SceneSink(Protocol):
+    """A picture sink that draws the poses itself (in another process: ``--io-processes``), so
+    it gets the frame, the poses and the HUD's lines instead of a drawn picture."""
+
+    stage_ms: dict[str, float]
+    cpu_s: float | None
+
+    def write_scene(self, frame: Frame, poses, time: float | None, hud: tuple[str, ...] = ()) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+@dataclass
+class Outputs:
+    """Where results go: annotated pictures (a video or an image file), keypoint records, and
+    scenes (a video drawn and encoded elsewhere)."""
+
+    pictures: list[PictureSink] = field(default_factory=list)
+    records: list[RecordSink] = field(default_factory=list)
+    scenes: list[SceneSink] = field(default_factory=list)
+
+    def _all(self) -> list:
+        return [*self.pictures, *self.scenes, *self.records]
+
+    def stage_ms(self) -> dict[str, float]:
+        """The scene sinks' own milliseconds per frame (known once closed), e.g. ``render_process.encode``."""
+        return {f"render_process.{name}": ms for sink in self.scenes for name, ms in sink.stage_ms.items()}
+
+    def cpu_s(self) -> dict[str, float]:
+        """The CPU seconds of the scene sinks' processes (known once closed)."""
+        return {"render_process": sink.cpu_s for sink in self.scenes if sink.cpu_s is not None}
+
+    def close(self) -> None:
+        """Finalise every output; if one fails, remove them all and raise its :class:`SinkError`."""
+        try:
+            for sink in self._all():
+                sink.close()
+        except (SinkError, OSError) as error:
+            self.abort()
+            if isinstance(error, SinkError):
+                raise
+            raise SinkError(f"cannot write an output: {error}") from None
+
+    def abort(self) -> None:
+        for sink in self._all():
+            sink.abort()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to drive the loop. ``live``: newest-only buffering (a camera, a stream, or a file
+    played ``realtime_fps``); ``batch``: frames per model pass when nothing is tracked."""
+
+    live: bool = False
+    realtime_fps: float | None = None
+    batch: int = 1
+    draw: bool = False  # make pictures even without a picture sink (a window shows them)
+    total: int | None = None  # frames expected, for the progress bar
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunReport:
+    frames: int
+    persons: int
+    seconds: float
+    interrupted: bool
+    stats: dict
+
+
+# on_frame(result, picture, stats) -> True to stop the run (a window's quit key)
+FrameCallback = Callable[[Result, "np.ndarray | None", PipelineStats], bool]
+
+
+def run(
+    source,
+    engine: PoseEngine,
+    outputs: Outputs,
+    options: RunOptions,
+    *,
+    annotator: PoseAnnotator | None = None,
+    hud: HudAnnotator | None = None,
+    on_frame: FrameCallback | None = None,
+    on_latency: Callable[[float], None] | None = None,
+    on_idle: Callable[[], None] | None = None,
+) -> RunReport:
+    """Run ``source`` through ``engine`` into ``outputs`` until it ends, ``on_frame`` asks to
+    stop, or Ctrl-C (outputs are then finalised: ``interrupted``). Any other error removes the
+    outputs and is raised. The source and the engine's threads are closed in every case.
+    ``on_idle`` is called every few milliseconds while waiting for a frame (a window's keys)."""
+    annotator = annotator or PoseAnnotator()
+    if options.live:
+        warm_up(engine)
+    pipeline = _pipeline(source, engine, options)
+    loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency, on_idle)
+    interrupted, cpu_started = False, time.process_time()
+    try:
+        with pipeline:
+            loop.consume(pipeline)
+    except KeyboardInterrupt:
+        interrupted = True
+        pipeline.stop(timeout=3.0)  # let the model call in flight finish before finalising
+    except BaseException:
+        pipeline.stop()
+        outputs.abort()
+        raise
+    finally:
+        engine.close()
+        source.close()
+    outputs.close()
+    stats = pipeline.stats.summary()
+    stats["stage_ms"].update(outputs.stage_ms())
+    stats["cpu_s"] = {"this_process": round(time.process_time() - cpu_started, 3), **outputs.cpu_s()}
+    stats["detector_passes"] = engine.detector_passes if engine.live else loop.detections
+    seconds = time.monotonic() - pipeline.stats.started_at
+    stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
+    stats["seconds"], stats["persons"] = round(seconds, 4), loop.persons
+    return RunReport(loop.frames, loop.persons, seconds, interrupted, stats)
+
+
+def _pipeline(source, engine: PoseEngine, options: RunOptions) -> Pipeline:
+    batch = 1 if (options.live or engine.tracking is not None) else max(1, options.batch)
+
+    def process(frame):
+        with torch.inference_mode():
+            return engine(frame)
+
+    def process_batch(frames):
+        with torch.inference_mode():
+            return engine.process_batch(frames)
+
+    return Pipeline(source, process, policy=Policy.LATEST if options.live else Policy.FIFO,
+                    realtime_fps=options.realtime_fps, batch=batch,
+                    process_batch=process_batch if batch > 1 else None,
+                    background_capture=background_io(engine.pose.device, live=options.live))
+
+
+class _Loop:
+    """The caller's side of the pipeline: draw, write, count, report."""
+
+    def __init__(self, engine, outputs: Outputs, options: RunOptions, drawing, on_frame, on_latency, on_idle=None):
+        from tqdm import tqdm
+
+        self.engine, self.outputs, self.options = engine, outputs, options
+        self.annotator, self.hud = drawing
+        self.on_frame, self.on_latency, self.on_idle = on_frame, on_latency, on_idle
+        self.frames = self.persons = self.detections = 0
+        self._first_capture: float | None = None
+        self._bar = tqdm(total=options.total, unit="frame", dynamic_ncols=True,
+                         disable=not options.progress or options.total == 1)
+
+    def consume(self, pipeline: Pipeline) -> None:
+        with self._bar:
+            for result in pipeline.results(idle=self.on_idle):
+                if self._one(result, pipeline.stats):
+                    return
+
+    def _stamp(self, frame) -> float | None:
+        if not self.options.live:
+            return frame.time
+        if self._first_capture is None:
+            self._first_capture = frame.captured_at
+        return frame.captured_at - self._first_capture
+
+    def _canvas(self, image: np.ndarray) -> np.ndarray:
+        """What to draw on: a file's frame itself (nothing reads its pixels once its result is
+        here: a copy of a 1080p frame is a millisecond), a copy of a live one (the detector thread
+        may still be reading it), of one that is not ours to write, or of one a scene sink will
+        draw on itself."""
+        image = np.asarray(image)
+        mine = not self.options.live and not self.outputs.scenes and image.flags.writeable
+        return image if mine else image.copy()
+
+    def _one(self, result: Result, stats: PipelineStats) -> bool:
+        frame, poses = result.frame, result.poses
+        started = time.perf_counter()
+        stamp = self._stamp(frame)
+        picture = None
+        lines = hud_lines(stats, poses) if self.hud is not None and self.hud.enabled else []
+        if self.outputs.pictures or self.options.draw:
+            # drawn at the engine's keypoint threshold: the one the smoother and the keypoint files use
+            picture = self.annotator.annotate(self._canvas(frame.image), poses, self.engine.settings.kpt_threshold)
+            if lines:
+                self.hud.annotate(picture, lines)
+        with held():  # a frame's picture and its keypoints line: both or neither
+            for sink in self.outputs.pictures:
+                sink.write(picture, stamp)
+            for scene in self.outputs.scenes:
+                scene.write_scene(frame, poses, stamp, tuple(lines))
+            for sink in self.outputs.records:
+                sink.write(frame.index, stamp, poses)
+            self.frames += 1
+            self.persons += len(poses)
+        self.detections += int(result.detected)
+        for name, ms in (("detect", result.times.detect), ("pose", result.times.pose),
+                         ("track", result.times.track), ("render", (time.perf_counter() - started) * 1e3)):
+            stats.add_stage(name, ms)
+        if result.detection_age_ms is not None:
+            stats.add_stage("detection_age", result.detection_age_ms)
+            stats.add_stage("detector_pass", result.detector_pass_ms)
+        stop = bool(self.on_frame(result, picture, stats)) if self.on_frame is not None else False
+        latency = (time.monotonic() - frame.captured_at) * 1e3
+        stats.add_latency(latency)
+        if self.on_latency is not None:
+            self.on_latency(latency)
+        self._bar.update(1)
+        self._bar.set_postfix(fps=f"{stats.recent_fps():.1f}", persons=len(poses), refresh=False)
+        return stop
+
+
+def hud_lines(stats: PipelineStats, poses) -> list[str]:
+    recent = list(stats.latency_ms)[-30:]
+    latency = sum(recent) / len(recent) if recent else 0.0
+    return [
+        f"fps {stats.recent_fps():.1f}",
+        f"latency {latency:.0f} ms",
+        f"persons {len(poses)}",
+        f"dropped {stats.frames_dropped}",
+    ]
+
