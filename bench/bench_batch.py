@@ -2,7 +2,7 @@
 
     python bench/bench_batch.py [--clips 8] [--frames 30] [--workers 2] [--out bench/results/batch-cpu.json]
 
-Makes ``--clips`` clips of ``--frames`` frames (``tests/media.py``: 320x240, AAC audio) and runs
+Makes ``--clips`` clips of ``--frames`` frames (``tests/support/media.py``: 320x240, AAC audio) and runs
 the command line over the folder twice, in this process, with the same models and settings:
 
 * **local** — ``--source DIR --output-dir OUT``: one engine, one input after another;
@@ -13,7 +13,7 @@ Each whole run is timed, model loading and (for Ray) starting the actors include
 inputs/s and frames/s; the JSON (with the machine, the 1-minute load average before each run and
 the manifest's per-input seconds, from which ``frames_per_s_excluding_startup`` = frames ÷ (summed
 per-input seconds ÷ parallel workers)) goes to ``--out``. Models: the random-weight tiny models of
-``tests/models.py`` (detector input 320x320), ``--max-persons 2``. See bench/RESULTS.md.
+``tests/support/models.py`` (detector input 320x320), ``--max-persons 2``. See bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main() -> None:
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "ray": ray.__version__, "torch_threads_local": torch.get_num_threads()},
-        "clips": options.clips, "frames_per_clip": options.frames, "size": "320x240", "models": "tiny (tests/models.py)",
+        "clips": options.clips, "frames_per_clip": options.frames, "size": "320x240", "models": "tiny (tests/support/models.py)",
         "workers": options.workers, "ray_init_s": round(ray_init, 2), "local": local, "ray": on_ray,
     }
     Path(options.out).parent.mkdir(parents=True, exist_ok=True)

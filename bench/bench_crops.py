@@ -5,7 +5,7 @@ still runs) and with the CPU warp (``cv2.remap`` neighbours), interleaved call b
     python bench/bench_crops.py                       # about 1 minute on 2 cores
     python bench/bench_crops.py --threads 2 --reps 40 --out bench/results/crops_cpu.json
 
-Both paths give the same bits (tests/test_pose.py). Each figure is the best and the median of
+Both paths give the same bits (tests/models/test_pose.py). Each figure is the best and the median of
 ``--reps`` calls, as thread CPU time (what the call itself cost, less exposed to other processes
 on a shared machine; with ``--threads 1`` only, since it misses the work of other threads) and
 as wall time; the 1-minute load average is recorded before and after.

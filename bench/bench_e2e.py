@@ -23,7 +23,7 @@ the order alternating), on a worker thread like the engine's models, so that oth
 machine weighs on both alike; the 1-minute load average is recorded next to every number.
 
 Models are random-weight copies of the real architectures (no download): ``--size tiny`` the
-tiny test models of ``tests/models.py``, ``--size base`` ViTPose-B (768 hidden, 12 layers, 12
+tiny test models of ``tests/support/models.py``, ``--size base`` ViTPose-B (768 hidden, 12 layers, 12
 heads, 256x192) and RT-DETR R50 (``RTDetrConfig()`` defaults) — random weights cost the same
 time as trained ones. Persons are capped to ``--max-persons`` (5) per frame on both sides (the
 highest-scoring person boxes), and the detector's person class is biased so that there are that
@@ -96,14 +96,14 @@ def prepare_clip(frames: int | None, source: str | None) -> tuple[Path, str]:
         path = OUT / f"e2e_synthetic_{n}.mp4"
         if not path.exists():
             make_clip(path, width=1920, height=1080, frames=n, fps=30, audio=True)
-        return path, f"synthetic 1920x1080 clip from tests/media.py ({n} frames, 30 fps, AAC)"
+        return path, f"synthetic 1920x1080 clip from tests/support/media.py ({n} frames, 30 fps, AAC)"
     with av.open(str(src)) as container:
         total = container.streams.video[0].frames
     if not frames or (total and frames >= total):
         return src, f"{src.name} as is"
     path = OUT / f"e2e_{src.stem}_{frames}.mp4"
     if not path.exists():
-        from vitpose_live.outputs.sinks import VideoFileSink
+        from vitpose_live.outputs.video import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
         with VideoFileSource(src) as video:
@@ -428,7 +428,7 @@ class EngineStages(Side):
 
     def open(self) -> None:
         from vitpose_live.models.device import background_io, decode_threads
-        from vitpose_live.outputs.sinks import VideoFileSink
+        from vitpose_live.outputs.video import VideoFileSink
         from vitpose_live.sources import VideoFileSource
 
         self.source = VideoFileSource(self.clip, threads=decode_threads(self.engine.pose.device))  # as the CLI

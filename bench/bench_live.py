@@ -85,7 +85,8 @@ def engine_options(name: str, args):
 
 def run_policy(name: str, models, clip: LoopedClip, args) -> dict:
     from vitpose_live.engine.recipe import build_engine
-    from vitpose_live.runtime.run import Outputs, RunOptions, run
+    from vitpose_live.outputs.base import Outputs
+    from vitpose_live.runtime.run import RunOptions, run
 
     engine = build_engine(engine_options(name, args), models=models)
     latencies: list[float] = []

@@ -6,7 +6,7 @@ The synthetic scene (``SyntheticSource(realtime=False)``, ``--persons`` walking 
 through ``Pipeline`` → ``PoseEngine`` with tracking and One Euro smoothing (detector every
 ``--det-every`` frames, at most ``--max-persons`` persons) → ``PoseAnnotator`` + ``HudAnnotator``
 on the caller's thread, as the CLI's live mode does, with the tiny random-weight models of
-``tests/models.py`` (no download). ``--policy latest`` (the live policy) drops the frames
+``tests/support/models.py`` (no download). ``--policy latest`` (the live policy) drops the frames
 inference cannot keep up with; ``fifo`` (files) processes every one.
 
 After every result it samples the resident set size (psutil when installed, else
@@ -22,7 +22,7 @@ process (``/proc/self/status``) and the open file descriptors (``/proc/self/fd``
 * stats consistent: ``frames_in == frames_processed + frames_dropped`` and every frame of the
   source went in.
 
-Prints a table and writes ``--out`` (JSON). ``tests/test_reliability.py`` runs :func:`soak` on a
+Prints a table and writes ``--out`` (JSON). ``tests/runtime/test_soak.py`` runs :func:`soak` on a
 few hundred frames.
 """
 

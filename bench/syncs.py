@@ -3,7 +3,7 @@ forward pass (and the engine's own pre/post-processing), with the line that made
 detector's forward both ways: transformers' own and the fixed-shape one (vitpose_live/models/rtdetr.py).
 
     python bench/syncs.py                    # CUDA: torch's sync debug mode; RT-DETR R50, ViTPose-B
-    python bench/syncs.py --cpu              # no GPU: tests/host_syncs.py at torch's dispatcher; tiny models
+    python bench/syncs.py --cpu              # no GPU: tests/support/host_syncs.py at torch's dispatcher; tiny models
     python bench/syncs.py --out bench/results/syncs_cpu.json
 """
 
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         syncs_in("pose crops (device path) + forward + decode", pose_path)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        how = "torch.cuda.set_sync_debug_mode" if device == "cuda" else "tests/host_syncs.py (CPU proxy)"
+        how = "torch.cuda.set_sync_debug_mode" if device == "cuda" else "tests/support/host_syncs.py (CPU proxy)"
         Path(args.out).write_text(json.dumps({"device": device, "counted_with": how, "torch": torch.__version__,
                                               "parts": RESULTS}, indent=1))
         print(f"wrote {args.out}")

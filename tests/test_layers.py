@@ -4,7 +4,6 @@ subpackage, small modules and functions with a docstring on every module."""
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
 from support.layers import LAYERS, PACKAGE, graph, imports, layer_of, modules, picture, rank

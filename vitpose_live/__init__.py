@@ -12,6 +12,7 @@ stays light (no torch).
 """
 
 from .errors import UserError, VitposeError
+from .system.lazy import on_first_use
 from .skeletons import COCO, Skeleton, skeleton_for
 from .types import Detections, Frame, Poses
 
@@ -30,7 +31,7 @@ _ON_FIRST_USE = {
     "run": ".runtime.run",
     "RunOptions": ".runtime.run",
     "RunReport": ".runtime.run",
-    "Outputs": ".runtime.run",
+    "Outputs": ".outputs.base",
     "Pipeline": ".runtime.pipeline",
     "Policy": ".runtime.pipeline",
     "PipelineError": ".runtime.pipeline",
@@ -43,14 +44,7 @@ __all__ = ["COCO", "Detections", "Frame", "Poses", "Skeleton", "UserError", "Vit
            *_ON_FIRST_USE]
 
 
-def __getattr__(name: str):
-    if name in _ON_FIRST_USE:
-        import importlib
-
-        value = getattr(importlib.import_module(_ON_FIRST_USE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitpose_live' has no attribute {name!r}")
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE, globals())
 
 
 def __dir__() -> list[str]:

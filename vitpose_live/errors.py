@@ -21,3 +21,10 @@ def one_line(error: BaseException, *, with_type: bool = False) -> str:
     if not text:
         return type(error).__name__
     return f"{type(error).__name__}: {text[0]}" if with_type else text[0]
+
+
+def os_reason(error: BaseException) -> str:
+    """An OS or FFmpeg error as the lower-case tail of a one-line message (``"no such file or
+    directory"``); its type's name when it has no message."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return reason[0].lower() + reason[1:] if reason else type(error).__name__

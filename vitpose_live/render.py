@@ -136,6 +136,7 @@ def default_sizes(scene: np.ndarray) -> tuple[int, int]:
     return thickness, max(2, round(short / 270))
 
 
+@dataclass(eq=False)
 class PoseAnnotator:
     """Draws skeletons (edges and keypoints), and optionally boxes and track ids.
 
@@ -145,25 +146,14 @@ class PoseAnnotator:
     torso, face); other skeletons a colour per keypoint from :data:`PALETTE`.
     """
 
-    def __init__(
-        self,
-        kpt_threshold: float = KPT_THRESHOLD,
-        radius: int | None = None,
-        thickness: int | None = None,
-        show_boxes: bool = False,
-        show_ids: bool = True,
-        show_keypoints: bool = True,
-        show_edges: bool = True,
-        antialias: bool = True,
-    ) -> None:
-        self.kpt_threshold = kpt_threshold
-        self.radius = radius
-        self.thickness = thickness
-        self.show_boxes = show_boxes
-        self.show_ids = show_ids
-        self.show_keypoints = show_keypoints
-        self.show_edges = show_edges
-        self.antialias = antialias
+    kpt_threshold: float = KPT_THRESHOLD
+    radius: int | None = None
+    thickness: int | None = None
+    show_boxes: bool = False
+    show_ids: bool = True
+    show_keypoints: bool = True
+    show_edges: bool = True
+    antialias: bool = True
 
     def annotate(self, scene: np.ndarray, poses: Poses, kpt_threshold: float | None = None) -> np.ndarray:
         """Draw ``poses`` onto ``scene`` (HxWx3 uint8 RGB) in place and return it; keypoints above

@@ -12,7 +12,7 @@ import pytest
 from support.interrupted import stop_mid_run
 from support.media import make_clip, make_image, probe
 
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 GRADIO_VIDEOS = Path(gradio.__file__).parent / "media_assets" / "videos"
 REPO = Path(__file__).resolve().parents[2]
@@ -201,11 +201,12 @@ def test_a_stop_landing_between_a_frames_picture_and_its_keypoints_line_still_wr
     luck): the run still writes the other, so video and keypoints hold the same 11 frames. With
     ``--io-processes`` the video's write is the hand-over of the frame to the render process."""
     from vitpose_live.apps import cli
-    from vitpose_live.outputs import sinks
+    from vitpose_live.outputs.keypoints import KeypointsJsonlSink
+    from vitpose_live.outputs.video import VideoFileSink
     from vitpose_live.procs.render_process import RenderProcessSink
 
-    video = (RenderProcessSink, "write_scene") if io_processes else (sinks.VideoFileSink, "write")
-    sink, method = {"video": video, "keypoints": (sinks.KeypointsJsonlSink, "write")}[first_write]
+    video = (RenderProcessSink, "write_scene") if io_processes else (VideoFileSink, "write")
+    sink, method = {"video": video, "keypoints": (KeypointsJsonlSink, "write")}[first_write]
     real_write, calls = getattr(sink, method), []
 
     def write_then_signal(self, *args, **kwargs):

@@ -14,7 +14,7 @@ from support.collections import (
 from support.media import make_clip, probe
 
 from vitpose_live.apps.cluster import CRASH_ONCE_ENV
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 ray = pytest.importorskip("ray")
 

@@ -21,7 +21,7 @@ from support.collections import (
 from support.media import make_clip, probe
 
 from vitpose_live.apps.collection import discover, plan
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import numpy as np
 from support.media import make_clip, probe
 
 from vitpose_live.render import FACE, LEFT, RIGHT, TORSO
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

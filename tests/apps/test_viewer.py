@@ -9,7 +9,8 @@ from vitpose_live.apps.viewer import Viewer
 from vitpose_live.engine.recipe import EngineOptions, FrameSettings, build_engine
 from vitpose_live.models.pose import PoseEstimator
 from vitpose_live.render import HudAnnotator, PoseAnnotator
-from vitpose_live.runtime.run import Outputs, RunOptions, run
+from vitpose_live.outputs.base import Outputs
+from vitpose_live.runtime.run import RunOptions, run
 from vitpose_live.sources import FolderSource
 
 

@@ -10,7 +10,7 @@ import pytest
 from support.scripted import B_SCORE, THRESHOLD, ScriptedDetector, scene, write_frames
 
 from vitpose_live.engine import recipe as recipe_module
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 
 @pytest.fixture
@@ -103,7 +103,8 @@ class SlowPictureSink:
 
 def test_a_slow_sink_drops_old_results_instead_of_queueing_them(scripted):
     from vitpose_live.engine.recipe import EngineOptions, build_engine
-    from vitpose_live.runtime.run import Outputs, RunOptions, run
+    from vitpose_live.outputs.base import Outputs
+    from vitpose_live.runtime.run import RunOptions, run
     from vitpose_live.sources import FolderSource
 
     folder, _ = scripted(count=90)

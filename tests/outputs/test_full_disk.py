@@ -92,7 +92,7 @@ def noise_clip(path: Path, frames: int = 60) -> Path:
 # The CLI, noting in a file whether the video sink ever got to finalising (an empty file: within any size limit).
 CLI_NOTING_CLOSE = """import sys
 from pathlib import Path
-from vitpose_live.outputs.sinks import VideoFileSink
+from vitpose_live.outputs.video import VideoFileSink
 close = VideoFileSink.close
 def noting_close(self):
     Path(sys.argv[1]).touch()

@@ -14,15 +14,11 @@ import numpy as np
 import pytest
 from support.media import audio_duration, drawn_frame, make_clip, probe, top_level_atoms, video_track_duration
 
-from vitpose_live.outputs.sinks import (
-    IMAGE_OUTPUT_EXTENSIONS,
-    ImageFileSink,
-    KeypointsJsonlSink,
-    SinkError,
-    VideoFileSink,
-    check_writable,
-    read_keypoints_jsonl,
-)
+from vitpose_live.outputs.paths import IMAGE_OUTPUT_EXTENSIONS, SinkError, check_writable
+from vitpose_live.outputs.image import ImageFileSink
+from vitpose_live.outputs.keypoints import KeypointsJsonlSink
+from vitpose_live.outputs.video import VideoFileSink
+from vitpose_live.outputs.records import read_keypoints_jsonl
 from vitpose_live.sources import VideoFileSource
 from vitpose_live.types import Poses
 

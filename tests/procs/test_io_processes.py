@@ -18,7 +18,7 @@ from support.interrupted import stop_mid_run
 from support.media import make_clip, probe
 
 from vitpose_live.procs import shared_frames
-from vitpose_live.outputs.sinks import KeypointsJsonlSink
+from vitpose_live.outputs.keypoints import KeypointsJsonlSink
 from vitpose_live.sources import SourceError, VideoFileSource
 from vitpose_live.procs.decode_process import DecodeProcessSource
 

@@ -13,7 +13,8 @@ from support.scripted import THRESHOLD, ScriptedDetector, write_frames
 
 from vitpose_live.engine.recipe import EngineOptions, FrameSettings, build_engine
 from vitpose_live.models.pose import PoseEstimator
-from vitpose_live.runtime.run import Outputs, RunOptions, run
+from vitpose_live.outputs.base import Outputs
+from vitpose_live.runtime.run import RunOptions, run
 from vitpose_live.sources import FolderSource
 
 FRAMES = 12

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from support.media import make_clip, probe
 
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,7 +32,7 @@ def assert_one_clear_line(stderr: str, *words: str) -> None:
 
 
 def keypoint_frames(path: Path) -> list[dict]:
-    from vitpose_live.outputs.sinks import read_keypoints_jsonl
+    from vitpose_live.outputs.records import read_keypoints_jsonl
 
     return read_keypoints_jsonl(path)[1]
 

@@ -16,7 +16,7 @@ from support.media import drawn_frame, make_clip
 from vitpose_live.models.device import background_io
 from vitpose_live.runtime.pipeline import Pipeline, Policy
 from vitpose_live.system.priority import BACKGROUND_NICE, made_in_background
-from vitpose_live.outputs.sinks import VideoFileSink
+from vitpose_live.outputs.video import VideoFileSink
 from vitpose_live.sources import VideoFileSource
 from vitpose_live.types import Frame
 

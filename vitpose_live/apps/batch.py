@@ -17,7 +17,7 @@ def run_collection(request: Request) -> int:
     """Exit status 0 when every input is ok or skipped, 1 when any failed, 2 for a usage error
     before any work, 130 when interrupted."""
     from ..models.loading import ModelLoadError
-    from ..outputs.sinks import SinkError
+    from ..outputs.paths import SinkError
     from ..sources import SourceError
 
     errors = (UserError, SourceError, SinkError, ModelLoadError, ValueError)

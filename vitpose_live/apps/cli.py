@@ -131,7 +131,7 @@ def run_request(request: Request) -> int:
     except UserError as error:
         return fail(error, verbose=request.verbose)
     from ..models.loading import ModelLoadError
-    from ..outputs.sinks import SinkError
+    from ..outputs.paths import SinkError
     from ..runtime.pipeline import PipelineError
     from ..sources import SourceError
 

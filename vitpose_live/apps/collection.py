@@ -16,7 +16,6 @@ import glob
 import json
 import logging
 import os
-import re
 import time
 import uuid
 from collections import Counter
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import UserError, one_line
+from ..sources.spec import natural_key
 from ..system.interrupts import held
 from .request import Request, check_collection, check_request
 
@@ -74,7 +74,7 @@ class Job:
 
     @property
     def keypoints(self) -> tuple[Path, ...]:
-        from ..outputs.exports import FORMAT_SUFFIXES
+        from ..outputs.paths import FORMAT_SUFFIXES
 
         return tuple(self.output(FORMAT_SUFFIXES[name]) for name in self.formats)
 
@@ -114,10 +114,6 @@ class ManifestEntry:
 # --- what to do ------------------------------------------------------------------------------------
 
 
-def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", path.as_posix())]
-
-
 def _glob_root(pattern: str) -> Path:
     fixed = []
     for part in Path(pattern).parts:
@@ -150,13 +146,13 @@ def discover(spec: str, out_dir: Path) -> tuple[Path, list[Path]]:
     ]
     if not files:
         raise UserError(f"no videos or images under '{spec}'")
-    return root, sorted(files, key=lambda path: _natural_key(path.relative_to(root)))
+    return root, sorted(files, key=lambda path: natural_key(path.relative_to(root)))
 
 
 def plan(root: Path, files: list[Path], out_dir: Path, formats: tuple[str, ...], video: bool) -> list[Job]:
     """A job per file; ``DIR/sub/x.mp4`` → ``OUT/sub/x.mp4`` + ``OUT/sub/x.jsonl``. Two inputs of
     one folder with the same stem (``x.mp4``, ``x.mov``) keep their extension: ``x.mov.mp4``."""
-    from ..outputs.sinks import IMAGE_OUTPUT_EXTENSIONS
+    from ..outputs.paths import IMAGE_OUTPUT_EXTENSIONS
     from ..sources import IMAGE_EXTENSIONS
 
     relative = [path.relative_to(root) for path in files]
@@ -175,7 +171,7 @@ def plan(root: Path, files: list[Path], out_dir: Path, formats: tuple[str, ...],
 
 def prepare(request: Request) -> list[Job]:
     """Check the options, make ``OUT`` and list the jobs (one-line errors before any work)."""
-    from ..outputs.sinks import SinkError
+    from ..outputs.paths import SinkError
 
     formats = check_collection(request)
     out_dir = Path(request.output_dir)
@@ -196,7 +192,8 @@ def prepare(request: Request) -> list[Job]:
 
 def _commit(job: Job, token: str) -> None:
     """Convert the finished JSON lines to the other formats, then give every file its final name."""
-    from ..outputs.exports import FORMAT_SUFFIXES, convert_keypoints
+    from ..outputs.keypoints import convert_keypoints
+    from ..outputs.paths import FORMAT_SUFFIXES
 
     jsonl = job.partial(".jsonl", token)
     for name in job.formats:

@@ -98,9 +98,11 @@ def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing:
     """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
     video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
     from ..models.device import background_io
-    from ..outputs.exports import open_keypoints_sink
-    from ..runtime.run import Outputs
-    from ..outputs.sinks import ImageFileSink, VideoFileSink, keypoints_header
+    from ..outputs.keypoints import open_keypoints_sink
+    from ..outputs.base import Outputs
+    from ..outputs.image import ImageFileSink
+    from ..outputs.video import VideoFileSink
+    from ..outputs.records import keypoints_header
     from ..procs.decode_process import DecodeProcessSource
     from ..sources.spec import SourceKind
 

@@ -54,7 +54,7 @@ class Viewer:
     def snapshot(self, picture: np.ndarray, result) -> Path:
         import cv2
 
-        from ..outputs.sinks import frame_record
+        from ..outputs.records import frame_record
 
         frame = result.frame
         stem = self.snapshot_dir / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frame.index}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import VitposeError
+from ..errors import VitposeError, os_reason
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov"})
 IMAGE_OUTPUT_EXTENSIONS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
@@ -35,13 +35,8 @@ def check_writable(path: str | Path) -> None:
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as error:
-        raise SinkError(f"cannot write '{path}': {_os_reason(error)}") from None
+        raise SinkError(f"cannot write '{path}': {os_reason(error)}") from None
     os.remove(probe)
-
-
-def _os_reason(error: BaseException) -> str:
-    reason = getattr(error, "strerror", None) or str(error)
-    return reason[0].lower() + reason[1:] if reason else type(error).__name__
 
 
 def keypoints_format(path: str | Path) -> str:

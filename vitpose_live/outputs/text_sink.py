@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import SinkError, _os_reason, check_writable
+from ..errors import os_reason
+from .base import FileSink
+from .paths import SinkError, check_writable
 from ..types import Poses
+from .records import frame_record
 
 
-class TextSink:
+class TextSink(FileSink):
     """A keypoints file opened for writing. Subclasses write one frame's record
-    (:func:`~vitpose_live.outputs.sinks.frame_record`) in ``write_record`` and what completes the file in
+    (:func:`~vitpose_live.outputs.records.frame_record`) in ``write_record`` and what completes the file in
     ``_finish``; write errors become one-line :class:`SinkError` s; ``abort`` closes and deletes."""
 
     def __init__(self, path: str | Path, **open_options) -> None:
@@ -20,7 +23,7 @@ class TextSink:
         try:
             self._file = open(self.path, "w", encoding="utf-8", **open_options)
         except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+            raise SinkError(f"cannot write '{self.path}': {os_reason(error)}") from None
         self.frames_written = 0
 
     def _guarded(self, action, *values):
@@ -29,11 +32,9 @@ class TextSink:
         try:
             return action(*values)
         except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+            raise SinkError(f"cannot write '{self.path}': {os_reason(error)}") from None
 
     def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
-        from .sinks import frame_record
-
         self.write_record(frame_record(frame_index, time, poses))
 
     def write_record(self, record: dict) -> None:
@@ -49,7 +50,7 @@ class TextSink:
         try:
             self._file.close()
         except OSError as error:
-            raise SinkError(f"cannot write '{self.path}': {_os_reason(error)}") from None
+            raise SinkError(f"cannot write '{self.path}': {os_reason(error)}") from None
 
     def abort(self) -> None:
         """Close and delete the file."""
@@ -58,12 +59,3 @@ class TextSink:
         except OSError:
             pass
         self.path.unlink(missing_ok=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
-            self.close()
-        else:
-            self.abort()

@@ -2,7 +2,7 @@
 from its shared-memory slot (drawn on in place, then encoded), the poses come through a pipe.
 
 :class:`RenderProcessSink` is a scene sink of :mod:`.run` (it draws the poses itself); the video
-is the one :class:`~.sinks.VideoFileSink` writes, audio included, with the same drawing, so the
+is the one :class:`~vitpose_live.outputs.video.VideoFileSink` writes, audio included, with the same drawing, so the
 file is the threaded path's.
 """
 
@@ -29,7 +29,7 @@ class Ready:
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """What the child's :class:`~.sinks.VideoFileSink` is opened with."""
+    """What the child's :class:`~vitpose_live.outputs.video.VideoFileSink` is opened with."""
 
     path: str
     width: int
@@ -182,7 +182,7 @@ def _render(layout: Layout, free, conn, video: VideoSettings, annotator: PoseAnn
 
 def _draw_and_encode(views, free, conn, video: VideoSettings, annotator: PoseAnnotator,
                      hud: HudAnnotator | None) -> None:
-    from ..outputs.sinks import VideoFileSink
+    from ..outputs.video import VideoFileSink
 
     sink = None
     try:

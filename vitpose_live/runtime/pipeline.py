@@ -233,10 +233,6 @@ class Pipeline:
         self.stats.frames_dropped = self.stats.frames_in - self.stats.frames_processed
         self.stats.results_dropped = self._results.dropped
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
     def alive(self) -> list[str]:
         return [thread.name for thread in self._threads if thread.is_alive()]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,68 +21,7 @@ from ..engine.engine import PoseEngine, Result, warm_up
 from ..system.interrupts import held
 from .pipeline import Pipeline, PipelineStats, Policy
 from ..render import HudAnnotator, PoseAnnotator
-from ..outputs.sinks import SinkError
-from ..types import Frame
-
-
-class PictureSink(Protocol):
-    def write(self, picture: np.ndarray, time: float | None = None) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class RecordSink(Protocol):
-    def write(self, frame_index: int, time: float | None, poses) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class SceneSink(Protocol):
-    """A picture sink that draws the poses itself (in another process: ``--io-processes``), so
-    it gets the frame, the poses and the HUD's lines instead of a drawn picture."""
-
-    stage_ms: dict[str, float]
-    cpu_s: float | None
-
-    def write_scene(self, frame: Frame, poses, time: float | None, hud: tuple[str, ...] = ()) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-@dataclass
-class Outputs:
-    """Where results go: annotated pictures (a video or an image file), keypoint records, and
-    scenes (a video drawn and encoded elsewhere)."""
-
-    pictures: list[PictureSink] = field(default_factory=list)
-    records: list[RecordSink] = field(default_factory=list)
-    scenes: list[SceneSink] = field(default_factory=list)
-
-    def _all(self) -> list:
-        return [*self.pictures, *self.scenes, *self.records]
-
-    def stage_ms(self) -> dict[str, float]:
-        """The scene sinks' own milliseconds per frame (known once closed), e.g. ``render_process.encode``."""
-        return {f"render_process.{name}": ms for sink in self.scenes for name, ms in sink.stage_ms.items()}
-
-    def cpu_s(self) -> dict[str, float]:
-        """The CPU seconds of the scene sinks' processes (known once closed)."""
-        return {"render_process": sink.cpu_s for sink in self.scenes if sink.cpu_s is not None}
-
-    def close(self) -> None:
-        """Finalise every output; if one fails, remove them all and raise its :class:`SinkError`."""
-        try:
-            for sink in self._all():
-                sink.close()
-        except (SinkError, OSError) as error:
-            self.abort()
-            if isinstance(error, SinkError):
-                raise
-            raise SinkError(f"cannot write an output: {error}") from None
-
-    def abort(self) -> None:
-        for sink in self._all():
-            sink.abort()
+from ..outputs.base import Outputs
 
 
 @dataclass(frozen=True)

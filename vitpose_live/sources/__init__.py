@@ -13,9 +13,9 @@ on first use, so ``classify`` can run before the window exists and before torch 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ..system.lazy import on_first_use
 from .base import Source, SourceError, VideoInfo
 from .spec import IMAGE_EXTENSIONS, STREAM_SCHEMES, SourceKind, SourceSpec, classify
 
@@ -63,9 +63,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitpose_live.sources' has no attribute {name!r}")
+__getattr__ = on_first_use(__name__, _LAZY, globals())

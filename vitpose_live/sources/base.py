@@ -6,6 +6,8 @@ Imports neither OpenCV nor PyAV, so the classifier (:mod:`.spec`) can use it bef
 
 from __future__ import annotations
 
+import enum
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
@@ -16,7 +18,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ..types import Frame
-    from .spec import SourceKind
+
+
+class SourceKind(enum.Enum):
+    """What a source text names."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    FOLDER = "folder"
+    CAMERA = "camera"
+    STREAM = "stream"
+    SYNTHETIC = "synthetic"
 
 
 class SourceError(VitposeError):
@@ -83,7 +95,22 @@ class Closable:
         self.close()
 
 
-def _reason(error: BaseException) -> str:
-    """An OS or FFmpeg error as the lower-case tail of a one-line message."""
-    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return reason[0].lower() + reason[1:]
+class DeviceReader(Closable):
+    """A source read by one thread and closed from another (a camera, a stream): :meth:`close`
+    marks it closed and lets its device go (``_release``) under the read lock; when a read holds
+    the lock for over a second, the reading thread lets it go after that read instead."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._lock.acquire(timeout=1.0):
+            try:
+                self._release()
+            finally:
+                self._lock.release()

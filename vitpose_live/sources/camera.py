@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..types import Frame
-from .base import Closable, SourceError, VideoInfo
+from .base import DeviceReader, SourceError, VideoInfo
 from .pixels import _to_rgb
 from .reconnect import Backoff
 from .spec import SourceKind
@@ -28,7 +27,7 @@ def _default_capture(index: int):
     return cv2.VideoCapture(index)
 
 
-class CameraSource(Closable):
+class CameraSource(DeviceReader):
     """Frames from a local camera through OpenCV, converted to RGB.
 
     ``width``, ``height`` and ``fps`` are requested from the camera, which honours what it
@@ -60,8 +59,7 @@ class CameraSource(Closable):
         self._wanted = (width, height, fps)
         self.retry = Backoff(attempts=max(0, int(reconnect_attempts)), first=float(backoff))
         self._factory = capture_factory
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
+        super().__init__()
         self._next_index = 0
         self._started: float | None = None
         self._capture = self._open()
@@ -184,10 +182,3 @@ class CameraSource(Closable):
             yield Frame(image=picture, index=self._next_index, time=now - self._started, captured_at=now)
             self._next_index += 1
 
-    def close(self) -> None:
-        self._closed.set()
-        if self._lock.acquire(timeout=1.0):  # else the reading thread releases it after its read
-            try:
-                self._release()
-            finally:
-                self._lock.release()

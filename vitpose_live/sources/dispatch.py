@@ -8,7 +8,7 @@ from .base import Source
 from .camera import CameraSource
 from .files import ImageSource, VideoFileSource
 from .folder import FolderSource
-from .spec import SourceKind, SourceSpec, _synthetic_options, classify
+from .spec import SourceKind, SourceSpec, synthetic_options, classify
 from .stream import StreamSource
 from .synthetic import SyntheticSource
 
@@ -25,7 +25,7 @@ def open_source(spec: SourceSpec | str | int | os.PathLike, **options) -> Source
     if kind is SourceKind.CAMERA:
         return CameraSource(int(text), **options)
     if kind is SourceKind.SYNTHETIC:
-        return SyntheticSource(**(_synthetic_options(text) | options))
+        return SyntheticSource(**(synthetic_options(text) | options))
     if kind is SourceKind.STREAM:
         return StreamSource(text, **options)
     if kind is SourceKind.FOLDER:

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from ..types import Frame
-from .base import Closable, SourceError, VideoInfo, _reason
+from ..errors import os_reason
+from .base import Closable, SourceError, VideoInfo
 from .pixels import _to_rgb8
-from .spec import SourceKind, _file_kind
+from .spec import SourceKind, file_kind
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,9 @@ def _open_video(path: Path, threads: int | None = None):
     try:
         container = av.open(name, metadata_errors="ignore")
     except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
-        raise SourceError(f"cannot open video '{name}': {_reason(error)}") from None
+        raise SourceError(f"cannot open video '{name}': {os_reason(error)}") from None
     except (av.error.FFmpegError, OSError) as error:
-        raise SourceError(f"'{name}' is not a video FFmpeg can read ({_reason(error)})") from None
+        raise SourceError(f"'{name}' is not a video FFmpeg can read ({os_reason(error)})") from None
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:  # cover art of a music file is a "video" stream of one picture
         container.close()
@@ -264,6 +265,6 @@ class ImageSource(Closable):
 def open_file_source(path: str | Path, threads: int | None = None) -> VideoFileSource | ImageSource:
     """An :class:`ImageSource` for what :func:`~.spec.classify` calls an image (an image
     extension, or a GIF of one frame), else a :class:`VideoFileSource` decoding on ``threads``."""
-    if _file_kind(path) is SourceKind.IMAGE:
+    if file_kind(path) is SourceKind.IMAGE:
         return ImageSource(path)
     return VideoFileSource(path, threads)

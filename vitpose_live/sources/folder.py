@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +15,9 @@ import numpy as np
 from ..types import Frame
 from .base import Closable, SourceError, VideoInfo
 from .files import read_image
-from .spec import IMAGE_EXTENSIONS, SourceKind
+from .spec import IMAGE_EXTENSIONS, SourceKind, natural_key
 
 log = logging.getLogger(__name__)
-
-
-def _natural_key(path: str) -> list:
-    """Sort key putting ``img2`` before ``img10``."""
-    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", path)]
 
 
 class FolderSource(Closable):
@@ -53,7 +47,7 @@ class FolderSource(Closable):
             paths = [p for p in glob.glob(self.spec) if os.path.isfile(p)]
             if not paths:
                 raise SourceError(f"no files match '{self.spec}'")
-        self.paths = [Path(p) for p in sorted(paths, key=_natural_key)]
+        self.paths = [Path(p) for p in sorted(paths, key=natural_key)]
         self._first: tuple[int, np.ndarray] | None = None
         for position, path in enumerate(self.paths):
             image = self._load(path)

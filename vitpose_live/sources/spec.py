@@ -8,28 +8,18 @@ ask whether a path is a directory and, for a GIF, to walk its block headers to c
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
-from .base import SourceError
+from .base import SourceError, SourceKind
 
 IMAGE_EXTENSIONS = frozenset(
     {".bmp", ".jpeg", ".jpg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm", ".pnm"}
 )
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp"})
-
-
-class SourceKind(enum.Enum):
-    IMAGE = "image"
-    VIDEO = "video"
-    FOLDER = "folder"
-    CAMERA = "camera"
-    STREAM = "stream"
-    SYNTHETIC = "synthetic"
 
 
 _LIVE = frozenset({SourceKind.CAMERA, SourceKind.STREAM, SourceKind.SYNTHETIC})
@@ -47,7 +37,7 @@ class SourceSpec:
         """Frames arrive at the world's pace (cameras, streams, the synthetic scene unless
         ``realtime=false`` is in the spec)."""
         if self.kind is SourceKind.SYNTHETIC:
-            return _synthetic_options(self.text).get("realtime", True)
+            return synthetic_options(self.text).get("realtime", True)
         return self.kind in _LIVE
 
     @property
@@ -74,7 +64,7 @@ def classify(spec: str | int | os.PathLike) -> SourceSpec:
     if re.fullmatch(r"[0-9]+", text):
         return SourceSpec(text, SourceKind.CAMERA)
     if text == "synthetic" or text.startswith("synthetic:"):
-        _synthetic_options(text)  # a bad option fails now, before anything loads
+        synthetic_options(text)  # a bad option fails now, before anything loads
         return SourceSpec(text, SourceKind.SYNTHETIC)
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() in STREAM_SCHEMES:
@@ -84,10 +74,10 @@ def classify(spec: str | int | os.PathLike) -> SourceSpec:
         raise SourceError(f"unsupported URL scheme '{scheme}://' (use one of {schemes})")
     if os.path.isdir(text) or any(ch in text for ch in "*?"):
         return SourceSpec(text, SourceKind.FOLDER)
-    return SourceSpec(text, _file_kind(text))
+    return SourceSpec(text, file_kind(text))
 
 
-def _file_kind(path: str | Path) -> SourceKind:
+def file_kind(path: str | Path) -> SourceKind:
     """IMAGE or VIDEO for a file path, by extension; a GIF of one frame is an image."""
     suffix = Path(path).suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
@@ -144,7 +134,7 @@ _SYNTHETIC_OPTIONS = {
 }  # fmt: skip
 
 
-def _synthetic_options(spec: str) -> dict:
+def synthetic_options(spec: str) -> dict:
     """``"synthetic:persons=3,fps=60"`` → ``{"persons": 3, "fps": 60.0}``."""
     _, _, text = spec.partition(":")
     options: dict = {}
@@ -165,3 +155,9 @@ def _synthetic_options(spec: str) -> dict:
             needed = "true or false" if kind is bool else "a number"
             raise SourceError(f"synthetic option {key} needs {needed}, got '{value}'") from None
     return options
+
+
+def natural_key(path: str | PurePath) -> list:
+    """Sort key putting ``img2`` before ``img10`` (case-insensitive; a path by its POSIX form)."""
+    text = path.as_posix() if isinstance(path, PurePath) else path
+    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", text)]

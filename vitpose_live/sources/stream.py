@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +12,8 @@ import av
 import numpy as np
 
 from ..types import Frame
-from .base import Closable, SourceError, VideoInfo, _reason
+from ..errors import os_reason
+from .base import DeviceReader, SourceError, VideoInfo
 from .reconnect import Backoff
 from .spec import SourceKind
 
@@ -28,10 +28,10 @@ def _redact(url: str) -> str:
 def _stream_reason(error: BaseException) -> str:
     if isinstance(error, av.error.ExitError):  # PyAV's timeout interrupts FFmpeg this way
         return "timed out waiting for data"
-    return _reason(error)
+    return os_reason(error)
 
 
-class StreamSource(Closable):
+class StreamSource(DeviceReader):
     """Frames of a network stream (rtsp, rtmp, http(s), udp, tcp) decoded with PyAV, tuned for
     low delay: RTSP over TCP, slice-threaded decoding and, except over HTTP (often a file or
     HLS), no input buffering, so the packets read while probing are dropped and the first
@@ -73,8 +73,7 @@ class StreamSource(Closable):
         if scheme in ("rtsp", "rtsps"):
             self._options["rtsp_transport"] = "tcp"
         self._options.update({str(k): str(v) for k, v in (options or {}).items()})
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
+        super().__init__()
         self._container = self._stream = self._packets = None
         self._next_index = 0
         self._started: float | None = None
@@ -136,7 +135,7 @@ class StreamSource(Closable):
             time_base=stream.time_base,
         )
 
-    def _disconnect(self) -> None:
+    def _release(self) -> None:
         container, self._container, self._stream, self._packets = self._container, None, None, None
         if container is not None:
             container.close()
@@ -158,7 +157,7 @@ class StreamSource(Closable):
                 log.debug("skipped a packet of '%s': %s", self._name, error)
                 frames = []
             if self._closed.is_set():
-                self._disconnect()
+                self._release()
                 return [], "closed"
             return frames, None
 
@@ -175,7 +174,7 @@ class StreamSource(Closable):
         """Reopen after a drop; False once closed; SourceError when it does not come back."""
         log.warning("stream '%s' dropped (%s); reconnecting", self._name, reason or "it ended")
         with self._lock:
-            self._disconnect()
+            self._release()
         for attempt in self.retry.retries(self._closed):
             reason = self._connect()
             if not reason:
@@ -241,10 +240,3 @@ class StreamSource(Closable):
                 return
             barren += 1
 
-    def close(self) -> None:
-        self._closed.set()
-        if self._lock.acquire(timeout=1.0):  # else the reading thread closes it after its read
-            try:
-                self._disconnect()
-            finally:
-                self._lock.release()

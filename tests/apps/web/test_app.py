@@ -21,7 +21,7 @@ from support.media import make_clip, make_image, probe
 from vitpose_live.models.detector import PersonDetector
 from vitpose_live.engine.engine import PoseEngine
 from vitpose_live.models.pose import PoseEstimator
-from vitpose_live.outputs.sinks import read_keypoints_jsonl
+from vitpose_live.outputs.records import read_keypoints_jsonl
 from vitpose_live.types import Frame, Poses
 from vitpose_live.apps.web import Limits, PoseWebApp, Settings, build_demo, mirror_poses
 

@@ -13,11 +13,15 @@ import torch
 from ...defaults import file_batch
 from ...models.device import background_io, decode_threads
 from ...engine.recipe import build_engine
-from ...outputs.exports import KeypointsCsvSink
+from ...outputs.keypoints import KeypointsCsvSink
 from ...models.loading import ModelLoadError
 from ...runtime.pipeline import PipelineError
-from ...runtime.run import Outputs, RunOptions, run
-from ...outputs.sinks import KeypointsJsonlSink, SinkError, VideoFileSink, frame_record, keypoints_header
+from ...outputs.base import Outputs
+from ...runtime.run import RunOptions, run
+from ...outputs.keypoints import KeypointsJsonlSink
+from ...outputs.paths import SinkError
+from ...outputs.video import VideoFileSink
+from ...outputs.records import frame_record, keypoints_header
 from ...sources import SourceError, VideoFileSource
 from ...types import Frame
 from .frames import inline_jpeg

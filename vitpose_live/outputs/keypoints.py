@@ -1,9 +1,9 @@
 """Keypoints in the formats other tools read: JSON lines (ours), CSV (spreadsheets, pandas) and
 COCO keypoint results (``pycocotools``' ``COCO.loadRes``, evaluation scripts).
 
-Every sink has the shape of :class:`~vitpose_live.outputs.sinks.KeypointsJsonlSink`:
+Every sink has the shape of :class:`~vitpose_live.outputs.text_sink.TextSink`:
 ``write(frame_index, time, poses)``, ``close()``, ``abort()`` (close and delete). Each one writes
-the rounded record of :func:`~vitpose_live.outputs.sinks.frame_record`, so the three formats hold the same
+the rounded record of :func:`~vitpose_live.outputs.records.frame_record`, so the three formats hold the same
 numbers, and a JSON lines file converts to the others exactly (:func:`convert_keypoints`).
 """
 
@@ -15,9 +15,39 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .paths import FORMAT_SUFFIXES, KEYPOINTS_FORMATS, keypoints_format
-from .sinks import KeypointsJsonlSink, SinkError
+from .paths import SinkError, keypoints_format
+from .records import json_default
 from .text_sink import TextSink
+
+class KeypointsJsonlSink(TextSink):
+    """Poses as JSON lines: a ``{"type": "header", ...}`` line, then one line per frame::
+
+        {"frame": 0, "time": 0.0, "persons": [{"box": [x1, y1, x2, y2], "score": s,
+         "keypoints": [[x, y, score], ...], "track_id": 3}]}
+
+    Pixels are rounded to 2 decimals, scores and times to 4; ``track_id`` is there only when
+    the poses are tracked. The file is flushed every ``flush_every`` frames and on close.
+    """
+
+    def __init__(self, path: str | Path, *, header: dict, flush_every: int = 30) -> None:
+        super().__init__(path)
+        self._flush_every = max(1, int(flush_every))
+        try:
+            self._line({"type": "header", **header})
+            self._guarded(self._file.flush)
+        except SinkError:
+            self.abort()
+            raise
+
+    def _line(self, record: dict) -> None:
+        self._guarded(self._file.write, json.dumps(record, default=json_default, allow_nan=False) + "\n")
+
+    def write_record(self, record: dict) -> None:
+        self._line(record)
+        self.frames_written += 1
+        if self.frames_written % self._flush_every == 0:
+            self._guarded(self._file.flush)
+
 
 def open_keypoints_sink(path: str | Path, header: dict):
     """The keypoints sink for ``path``'s extension: .jsonl, .csv or .json (COCO results)."""

@@ -7,14 +7,10 @@ import numpy as np
 import pytest
 from support.media import make_clip
 
-from vitpose_live.outputs.exports import (
-    KeypointsCocoSink,
-    KeypointsCsvSink,
-    convert_keypoints,
-    csv_columns,
-    open_keypoints_sink,
-)
-from vitpose_live.outputs.sinks import KeypointsJsonlSink, SinkError, read_keypoints_jsonl
+from vitpose_live.outputs.keypoints import KeypointsCocoSink, KeypointsCsvSink, convert_keypoints, csv_columns, open_keypoints_sink
+from vitpose_live.outputs.keypoints import KeypointsJsonlSink
+from vitpose_live.outputs.paths import SinkError
+from vitpose_live.outputs.records import read_keypoints_jsonl
 from vitpose_live.skeletons import COCO
 from vitpose_live.types import Poses
 
