@@ -1,7 +1,7 @@
-"""The WebRTC webcam (vitpose_live.webrtc) next to a bare aiortc echo, in one run.
+"""The WebRTC webcam (vitpose_live.apps.web.webrtc) next to a bare aiortc echo, in one run.
 
 Headless Chromium with a fake 30 frames/s camera opens, in turns, three pages with the same
-script (:mod:`vitpose_live.webrtc_page`): a bare aiortc echo (the camera's track sent straight
+script (:mod:`vitpose_live.apps.web.webrtc.page`): a bare aiortc echo (the camera's track sent straight
 back, on Gradio's own loop: aiortc decodes and encodes it, nothing else), the manager with a
 trivial ``process`` (a line drawn on a copy), and the manager with a slow one (``--slow-ms`` of
 sleep, as a model on a GPU would take, then the line). Each page's video is counted with
@@ -63,7 +63,7 @@ class Echo:
     def server_functions(self) -> list:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-        from vitpose_live.webrtc_track import browser_bitrate_hints
+        from vitpose_live.apps.web.webrtc.track import browser_bitrate_hints
 
         pcs, hints = self.pcs, self.hints
 
@@ -98,8 +98,8 @@ class Echo:
 
 
 def measure(chromium, url: str, seconds: float, server) -> dict:
-    from webcam import open_page
-    from webrtc_client import shown_fps
+    from support.webcam import open_page
+    from support.webrtc_client import shown_fps
 
     page = open_page(chromium, url, ready="#webrtc .vl-start")
     try:
@@ -131,7 +131,7 @@ def measure(chromium, url: str, seconds: float, server) -> dict:
 async def client_latency(manager, seconds: float, size) -> dict:
     """Capture-to-return milliseconds of every frame an aiortc client got back (encode, send,
     decode, process, encode, send, decode; no display)."""
-    from webrtc_client import connect
+    from support.webrtc_client import connect
 
     client = await connect(manager, key="bench", size=size, quick=True)  # hands frames on as a browser does
     await asyncio.sleep(seconds)
@@ -167,10 +167,10 @@ def main() -> None:
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
 
-    from webcam import browser, have_chromium, launch, write_y4m
+    from support.webcam import browser, have_chromium, launch, write_y4m
 
-    from vitpose_live.webrtc import WebRTCManager
-    from vitpose_live.webrtc_page import webrtc_demo
+    from vitpose_live.apps.web.webrtc import WebRTCManager
+    from vitpose_live.apps.web.webrtc.page import webrtc_demo
 
     if not have_chromium():
         sys.exit("needs /usr/bin/chromium (Debian package 'chromium') and the playwright package")
@@ -229,7 +229,7 @@ def main() -> None:
 def _echo_demo(echo: Echo):
     import gradio as gr
 
-    from vitpose_live.webrtc_page import webrtc_html
+    from vitpose_live.apps.web.webrtc.page import webrtc_html
 
     with gr.Blocks(title="aiortc echo") as demo:
         webrtc_html(echo)

@@ -1,4 +1,4 @@
-"""The media side of a WebRTC peer (:mod:`.webrtc`): the worker thread that runs ``process`` on
+"""The media side of a WebRTC peer (:mod:`.manager`): the worker thread that runs ``process`` on
 the newest camera frame, the track that sends what it made, the encoders whose bitrate fits the
 picture, the jitter buffer that hands a frame on at its last packet, and :class:`Peer`, the
 record of one stream that ``process`` is given.
@@ -32,7 +32,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
-from .errors import one_line
+from ....errors import one_line
 
 log = logging.getLogger(__name__)
 

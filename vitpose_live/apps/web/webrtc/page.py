@@ -1,5 +1,5 @@
 """The browser's side of the WebRTC webcam: a ``gr.HTML`` component whose script opens the camera,
-connects to a :class:`~.webrtc.WebRTCManager` and shows the annotated track that comes back, and
+connects to a :class:`~.manager.WebRTCManager` and shows the annotated track that comes back, and
 :func:`webrtc_demo`, a page with nothing else on it (tests and benches launch it).
 
 Signalling goes through Gradio 6's server functions (``gr.HTML(server_functions=[...])``: the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .webrtc import WebRTCManager
+from .manager import WebRTCManager
 
 CAMERA = {
     "video": {"width": {"ideal": 640, "max": 1280}, "height": {"ideal": 480, "max": 720},

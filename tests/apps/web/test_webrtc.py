@@ -15,14 +15,13 @@ import time
 
 import numpy as np
 import pytest
-import webcam
-import webrtc_client
-from needs import need
-from webrtc_client import connect, make_offer, marker_process
+from support import webcam, webrtc_client
+from support.needs import need
+from support.webrtc_client import connect, make_offer, marker_process
 
-from vitpose_live.webrtc import WebRTCManager
-from vitpose_live.webrtc_offer import WebRTCError, ice_servers
-from vitpose_live.webrtc_track import FittedVp8Encoder, fitted_bitrate
+from vitpose_live.apps.web.webrtc import WebRTCManager
+from vitpose_live.apps.web.webrtc.offer import WebRTCError, ice_servers
+from vitpose_live.apps.web.webrtc.track import FittedVp8Encoder, fitted_bitrate
 
 TICKS = 90000 // 30  # one frame of a 30 frames/s camera on the 90 kHz RTP clock
 
@@ -328,7 +327,7 @@ def _packets(timestamp: int, first: int, n: int, marker: bool = True) -> list:
 def test_a_camera_frame_goes_on_at_its_last_packet_not_at_the_next_frames_first():
     from aiortc.jitterbuffer import JitterBuffer
 
-    from vitpose_live.webrtc_track import MarkerJitterBuffer
+    from vitpose_live.apps.web.webrtc.track import MarkerJitterBuffer
 
     def frames_out(buffer, packets):
         return [(n, frame.timestamp) for n, p in enumerate(packets) if (frame := buffer.add(p)[1]) is not None]
@@ -396,7 +395,7 @@ def camera_clip(tmp_path_factory):
 def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
     need(webcam.have_chromium(), f"no {webcam.CHROMIUM} (Debian package 'chromium')")
     need(_have_playwright(), "the 'playwright' Python package is not installed")
-    from vitpose_live.webrtc_page import webrtc_demo
+    from vitpose_live.apps.web.webrtc.page import webrtc_demo
 
     webrtc = WebRTCManager(marker_process, ice_servers=[])
     demo = webrtc_demo(manager=webrtc)
@@ -447,7 +446,7 @@ def test_a_page_without_a_udp_path_says_so_within_5_s_and_fires_fallback(camera_
     need(_have_playwright(), "the 'playwright' Python package is not installed")
     import gradio as gr
 
-    from vitpose_live.webrtc_page import webrtc_html
+    from vitpose_live.apps.web.webrtc.page import webrtc_html
 
     webrtc, fell_back = WebRTCManager(marker_process, ice_servers=[]), []
     with gr.Blocks() as demo:

@@ -1,10 +1,10 @@
 """The webcam over WebRTC: a server peer for each browser that streams its camera, independent of
 the engine (:class:`WebRTCManager` takes a ``process(image_rgb, peer) -> picture`` callable).
 
-A page sends an offer (through a Gradio server function, :mod:`.webrtc_page`); the manager checks
-it (:mod:`.webrtc_offer`), answers once its ICE candidates are gathered, and from then on:
+A page sends an offer (through a Gradio server function, :mod:`.page`); the manager checks
+it (:mod:`.offer`), answers once its ICE candidates are gathered, and from then on:
 
-- the camera's frames go to one worker thread per peer, newest only (:mod:`.webrtc_track`): the
+- the camera's frames go to one worker thread per peer, newest only (:mod:`.track`): the
   event loop never waits for a model, and the delay does not grow however slow ``process`` is;
 - the annotated frames go back as a video track with the camera's capture timestamps, encoded at
   a bitrate fit to the picture (aiortc's default of 0.5-1.5 Mbps blurs 720p);
@@ -37,8 +37,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamError
 
-from .errors import one_line
-from .webrtc_offer import (
+from ....errors import one_line
+from .offer import (
     MAX_MESSAGE_BYTES,
     MAX_OFFER_BYTES,
     WebRTCError,
@@ -46,7 +46,7 @@ from .webrtc_offer import (
     ice_servers_from_env,
     rtc_ice_servers,
 )
-from .webrtc_track import FrameWorker, Peer, browser_bitrate_hints, fit_encoder, fit_receiver
+from .track import FrameWorker, Peer, browser_bitrate_hints, fit_encoder, fit_receiver
 
 log = logging.getLogger(__name__)
 WATCH_EVERY_S = 0.5
@@ -61,7 +61,7 @@ class WebRTCManager:
             Called on the peer's worker thread, one frame at a time per peer. An exception ends
             the stream, and its first line is what the page shows.
         max_sessions: peers at once; the next offer is answered ``busy``.
-        ice_servers: RTCIceServer dicts (:func:`~.webrtc_offer.ice_servers`); default:
+        ice_servers: RTCIceServer dicts (:func:`~.offer.ice_servers`); default:
             ``$VITPOSE_ICE_SERVERS``. The page is given the same list (:attr:`ice_servers`).
         idle_timeout_s: a peer that sent no frame and no message for this long is closed.
         time_limit_s: a stream's longest life (None: no limit).
@@ -69,7 +69,7 @@ class WebRTCManager:
         answer_timeout_s: the longest an answer may take (ICE gathering included).
         max_pixels: the largest camera picture taken (a larger one ends the stream).
         quick_receiver: hand the camera's frames on at their last packet
-            (:class:`~.webrtc_track.MarkerJitterBuffer`: 33 ms less delay at 30 frames/s).
+            (:class:`~.track.MarkerJitterBuffer`: 33 ms less delay at 30 frames/s).
     """
 
     def __init__(self, process: Callable, *, max_sessions: int = 2, ice_servers: list[dict] | None = None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiortc import RTCIceServer, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
-from .errors import VitposeError
+from ....errors import VitposeError
 
 ICE_ENV = "VITPOSE_ICE_SERVERS"
 MAX_OFFER_BYTES = 64 * 1024  # Chromium's offer with a data channel and its candidates: ~4 KB

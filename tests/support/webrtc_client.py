@@ -1,5 +1,5 @@
 """A real WebRTC client (aiortc) for the WebRTC tests: a camera track whose frames carry their
-index as a barcode, a peer that sends it to a :class:`~vitpose_live.webrtc.WebRTCManager` and
+index as a barcode, a peer that sends it to a :class:`~vitpose_live.apps.web.webrtc.WebRTCManager` and
 records every frame that comes back (its barcode, capture timestamp and arrival time), and a
 ``process`` that draws a known marker; and what a page's video shows (Playwright).
 
@@ -158,7 +158,7 @@ async def connect(manager, *, key: str = "page", settings: dict | None = None, s
     ``quick``: its receiver hands frames on at their last packet, as a browser does."""
     pc, camera, dc = await make_offer(size=size, fps=fps)
     if quick:
-        from vitpose_live.webrtc_track import fit_receiver
+        from vitpose_live.apps.web.webrtc.track import fit_receiver
 
         fit_receiver(next(t for t in pc.getTransceivers() if t.kind == "video").receiver)
     payload = {"type": "offer", "sdp": pc.localDescription.sdp, "key": key, "settings": settings or {}}
