@@ -6,7 +6,7 @@ records every frame that comes back (its barcode, capture timestamp and arrival 
 Run as a script it is a client in a process of its own, signalled over stdin/stdout (one JSON
 offer out, one JSON answer in), so that a test can kill it without a goodbye:
 
-    python tests/webrtc_client.py [--size 160x120]
+    python tests/support/webrtc_client.py [--size 160x120] [--key K]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import fractions
 import json
 import sys
@@ -116,6 +117,7 @@ class Client:
     messages: list[dict] = field(default_factory=list)
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    pictures: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))  # (Received, RGB)
 
     def send(self, **message) -> None:
         self.channel.send(json.dumps(message))
@@ -195,6 +197,7 @@ async def _collect(client: Client, track) -> None:
         mirrored = bool(code and code[1])
         client.received.append(Received(code[0] if code else None, mirrored, has_marker(picture),
                                         frame.pts, time.monotonic()))
+        client.pictures.append((client.received[-1], picture))
 
 
 # -- the browser side (Playwright) ------------------------------------------------------
@@ -226,10 +229,10 @@ def video_picture(page) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(raw, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-async def _subprocess_client(size) -> None:
+async def _subprocess_client(size, key: str = "subprocess") -> None:
     """Offer on stdout, answer from stdin, then stream until killed."""
     pc, _, dc = await make_offer(size=size)
-    print(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp, "key": "subprocess"}), flush=True)
+    print(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp, "key": key}), flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await pc.setRemoteDescription(_answer(json.loads(line)))
     dc.on("open", lambda: print("open", flush=True))
@@ -242,5 +245,7 @@ async def _subprocess_client(size) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="160x120")
-    width, height = map(int, parser.parse_args().size.split("x"))
-    asyncio.run(_subprocess_client((width, height)))
+    parser.add_argument("--key", default="subprocess")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    asyncio.run(_subprocess_client((width, height), args.key))

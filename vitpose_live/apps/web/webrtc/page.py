@@ -28,11 +28,13 @@ TEMPLATE = """<div class="vl-webrtc">
   <div class="vl-controls">
     <button class="vl-start" type="button">Start</button>
     <button class="vl-stop" type="button" disabled>Stop</button>
-    <label><input class="vl-mirror" type="checkbox" checked> Mirror the display</label>
-  </div>
+MIRROR_TOGGLE  </div>
   <video class="vl-video" autoplay playsinline muted></video>
   <div class="vl-line" aria-live="polite">Press Start to stream your camera over WebRTC.</div>
 </div>"""
+
+MIRROR_TOGGLE = """    <label><input class="vl-mirror" type="checkbox" checked> Mirror the display</label>
+"""
 
 CSS = """
 .vl-controls { display: flex; gap: 12px; align-items: center; margin-bottom: 8px; }
@@ -46,10 +48,12 @@ CSS = """
 # Runs once per page (js_on_load): `element`, `props`, `server`, `trigger` are Gradio's.
 JS = r"""
 const $ = (selector) => element.querySelector(selector);
-const startButton = $(".vl-start"), stopButton = $(".vl-stop"), mirrorBox = $(".vl-mirror");
+const startButton = $(".vl-start"), stopButton = $(".vl-stop"), mirrorBox = $(".vl-mirror");  // (may be absent)
 const video = $(".vl-video"), line = $(".vl-line");
 const iceServers = props.ice_servers || [];
 const connectMs = props.connect_timeout_ms || 5000;
+const httpCamera = props.http_camera || "";  // the page's HTTP webcam, started on fallback
+const mirrored = () => (mirrorBox ? {mirror: mirrorBox.checked} : {});
 const live = element.vlWebrtc = {state: "idle", shown: 0, rtt: null, server: {}, message: ""};
 let pc = null, stream = null, channel = null, peerId = null, timers = [], stamps = [], generation = 0;
 
@@ -103,6 +107,35 @@ function onMessage(event) {
   if (data.closed) { peerId = null; stop(`The stream ended: ${data.closed}.`); }
 }
 
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(find, ms) {  // find()'s first truthy value within ms, else null
+  for (const end = performance.now() + ms; performance.now() < end; await pause(100)) {
+    const found = find();
+    if (found) return found;
+  }
+  return null;
+}
+
+const httpRoot = () => (httpCamera ? document.querySelector(httpCamera) : null);
+const httpRecording = () => httpRoot()?.querySelector('[title="stop recording"]');
+
+async function startHttp(mine) {  // Gradio's webcam (shown by the fallback event): open it, record
+  const find = (root, pattern) => [...root.querySelectorAll("button")].find((b) => pattern.test(b.textContent || ""));
+  const ready = await until(() => {
+    const root = httpRoot();
+    if (!root) return null;
+    return find(root, /access webcam/i) || root.querySelector("button[aria-label='capture photo']");
+  }, 10000);
+  if (!ready || mine !== generation) return;
+  if (ready.getAttribute("aria-label") !== "capture photo") ready.click();
+  const record = await until(() => httpRoot()?.querySelector("button[aria-label='capture photo']"), 15000);
+  if (record && mine === generation && !httpRecording()) { record.click(); live.state = "http"; }
+}
+
+function stopHttp() {
+  if (httpRecording()) httpRoot().querySelector("button[aria-label='capture photo']")?.click();
+}
+
 function stop(message = "Stopped.", fallback = false) {
   generation += 1;
   timers.forEach((timer) => clearInterval(timer));
@@ -116,7 +149,15 @@ function stop(message = "Stopped.", fallback = false) {
   stopButton.disabled = true;
   live.state = fallback ? "fallback" : "idle";
   say(message);
-  if (fallback) trigger("fallback");
+  if (fallback) {
+    trigger("fallback");
+    if (httpCamera) {
+      say(message + " Streaming over HTTP instead (one frame per round trip: slower).");
+      video.style.display = "none";  // the HTTP webcam below shows the frames
+      stopButton.disabled = false;
+      startHttp(generation);
+    }
+  }
 }
 
 async function connect(mine) {
@@ -127,7 +168,7 @@ async function connect(mine) {
   channel = pc.createDataChannel("vitpose");
   channel.onmessage = onMessage;
   channel.onopen = () => {
-    send({settings: {mirror: mirrorBox.checked}});
+    if (mirrorBox) send({settings: mirrored()});
     timers.push(setInterval(() => send({ping: performance.now()}), 500));
   };
   stream.getVideoTracks().forEach((track) => pc.addTrack(track, stream));
@@ -152,7 +193,7 @@ async function connect(mine) {
   await gathered(pc, 2000);
   if (mine !== generation) return;
   const answer = await server.webrtc_offer({type: "offer", sdp: pc.localDescription.sdp,
-    key: window.__gradio_session_hash__ || "", settings: {mirror: mirrorBox.checked}});
+    key: window.__gradio_session_hash__ || "", settings: mirrored()});
   if (mine !== generation) { if (answer && answer.id) server.webrtc_stop({id: answer.id}); return; }
   if (!answer || answer.error) return stop(answer ? answer.error : "The server did not answer.");
   peerId = answer.id;
@@ -161,6 +202,8 @@ async function connect(mine) {
 
 startButton.addEventListener("click", () => {
   if (pc || stream) return;
+  stopHttp();
+  video.style.display = "";
   const mine = ++generation;
   startButton.disabled = true;
   stopButton.disabled = false;
@@ -169,21 +212,25 @@ startButton.addEventListener("click", () => {
   say("Starting the camera…");
   connect(mine).catch((error) => { if (mine === generation) stop(`WebRTC: ${error.message || error}`); });
 });
-stopButton.addEventListener("click", () => stop());
-mirrorBox.addEventListener("change", () => send({settings: {mirror: mirrorBox.checked}}));
+stopButton.addEventListener("click", () => { stopHttp(); stop(); });
+if (mirrorBox) mirrorBox.addEventListener("change", () => send({settings: mirrored()}));
 window.addEventListener("pagehide", () => { if (pc) stop("The page was closed."); });
 """
 
 
 def webrtc_html(manager: WebRTCManager, *, elem_id: str = "webrtc", connect_timeout_s: float = 5.0,
-                camera: dict = CAMERA, **options) -> gr.HTML:
+                camera: dict = CAMERA, mirror_toggle: bool = True, http_camera: str = "", **options) -> gr.HTML:
     """The WebRTC webcam as a component of the current ``gr.Blocks``: Start/Stop, the mirror
-    toggle, the annotated video and its live line, signalled through ``manager``. The page gets
-    ``manager.ice_servers`` (TURN credentials included: the browser needs them). ``options``
-    go to ``gr.HTML``."""
-    return gr.HTML(html_template=TEMPLATE, css_template=CSS, js_on_load=JS, elem_id=elem_id,
+    toggle (``mirror_toggle``: its own, sent on the data channel; a page with a control of its
+    own leaves it out), the annotated video and its live line, signalled through ``manager``.
+    ``http_camera``: the selector of a streaming ``gr.Image`` webcam on the page, opened and
+    started by the script when it falls back. The page gets ``manager.ice_servers`` (TURN
+    credentials included: the browser needs them). ``options`` go to ``gr.HTML``."""
+    template = TEMPLATE.replace("MIRROR_TOGGLE", MIRROR_TOGGLE if mirror_toggle else "")
+    return gr.HTML(html_template=template, css_template=CSS, js_on_load=JS, elem_id=elem_id,
                    server_functions=manager.server_functions(), ice_servers=manager.ice_servers,
-                   connect_timeout_ms=int(connect_timeout_s * 1000), camera=camera, **options)
+                   connect_timeout_ms=int(connect_timeout_s * 1000), camera=camera, http_camera=http_camera,
+                   **options)
 
 
 def webrtc_demo(process=None, *, manager: WebRTCManager | None = None, title: str = "vitpose_live: WebRTC",
