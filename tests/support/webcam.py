@@ -106,14 +106,15 @@ def browser(clip: Path):
             chromium.close()
 
 
-def open_page(chromium, url: str):
-    """A fresh page (its own Gradio session) on ``url``, its script errors in ``page.errors``."""
+def open_page(chromium, url: str, ready: str = "#camera"):
+    """A fresh page (its own Gradio session) on ``url``, its script errors in ``page.errors``,
+    once the element ``ready`` is there."""
     context = chromium.new_context(viewport={"width": 1280, "height": 1100})
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.goto(url)
-    page.wait_for_selector("#camera", timeout=60_000)
+    page.wait_for_selector(ready, timeout=60_000)
     return page
 
 

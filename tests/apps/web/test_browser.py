@@ -35,7 +35,7 @@ except ImportError:
 def served(pose_dir, detector_dir):
     from vitpose_live.apps.web import PoseWebApp
 
-    app = PoseWebApp(pose_dir, detector_dir, "cpu")
+    app = PoseWebApp(pose_dir, detector_dir, "cpu", webrtc=False)  # the HTTP stream (WebRTC: test_webrtc_app.py)
     demo = app.build()
     url = webcam.launch(demo)
     yield app, url

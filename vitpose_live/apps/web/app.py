@@ -15,12 +15,15 @@ from pathlib import Path
 
 import gradio as gr
 
+from ...defaults import check_at_least
 from ...models.loading import ModelLoadError, check_models, quiet_hub_logging
 from . import jobs
 from .frames import jpeg_file
 from .payloads import Limits
 from .settings import MODEL_CHOICES, Settings, defaults_for
 from .state import LiveSession, ModelCache, SessionClosed, SessionRegistry, gpu
+from .webcam_rtc import WebcamPeers
+from .webrtc import ICE_ENV, WebRTCError
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,16 @@ class PoseWebApp:
         stream_time_limit: seconds one webcam stream may run before it has to be restarted.
         session_ttl: seconds a session's state survives without a frame.
         delete_cache: Gradio's ``(every, older_than)`` seconds for deleting the files it made.
+        webrtc_sessions: WebRTC webcam streams at once (the next page is told the server is busy).
+        ice_servers: RTCIceServer dicts for WebRTC (default: ``$VITPOSE_ICE_SERVERS``).
+        webrtc: the Webcam tab streams over WebRTC (falling back to HTTP); False: over HTTP only.
     """
 
     def __init__(self, model: str | None = None, detector: str | None = None, device: str = "auto",
                  dtype: str = "auto", *, limits: Limits = Limits(), live_concurrency: int = 2,
                  stream_every: float = 0.1, stream_time_limit: int = 300, session_ttl: float = 3600,
-                 delete_cache: tuple[int, int] = (120, 900), max_models: int = 2) -> None:
+                 delete_cache: tuple[int, int] = (120, 900), max_models: int = 2, webrtc_sessions: int = 4,
+                 ice_servers: list[dict] | None = None, webrtc: bool = True) -> None:
         self.defaults = defaults_for(device, os.fspath(model) if model else None, detector)
         self.default_model = self.defaults.model
         self.choices = list(MODEL_CHOICES)
@@ -66,6 +73,10 @@ class PoseWebApp:
         self._swept_at = 0.0
         weakref.finalize(self, shutil.rmtree, str(self._work), True)
         self.video = gpu(self._video)
+        self.webrtc = WebcamPeers(self, max_sessions=webrtc_sessions, ice_servers=ice_servers,
+                                  time_limit_s=self.stream_time_limit) if webrtc else None
+        if self.webrtc is not None:
+            weakref.finalize(self, self.webrtc.close)
 
     def settings(self, **controls) -> Settings:
         """The controls' values as one :class:`Settings`; ``gr.Error`` when one is out of range."""
@@ -128,7 +139,10 @@ class PoseWebApp:
     def leave_webcam(self, request: gr.Request = None) -> None:
         """Another tab was selected: the stream stops (the page's script stops the camera) and
         the session's frames are ignored until the Webcam tab is back."""
-        session = self.sessions.get(_session_key(request))
+        key = _session_key(request)
+        if self.webrtc is not None:
+            self.webrtc.stop(key, "the Webcam tab was left")
+        session = self.sessions.get(key)
         if session is not None:
             session.pause()
 
@@ -138,7 +152,18 @@ class PoseWebApp:
             session.away = False
 
     def unload(self, request: gr.Request = None) -> None:
+        if self.webrtc is not None:
+            self.webrtc.forget(_session_key(request))
         self.sessions.close(_session_key(request))
+
+    def remember_controls(self, request: gr.Request = None, **controls) -> None:
+        """The page's controls changed (or it loaded): its WebRTC stream's next frame uses them."""
+        self.webrtc.remember(_session_key(request), controls)
+
+    def fall_back(self, request: gr.Request = None):
+        """The page has no WebRTC connection: its HTTP webcam is shown (the script starts it)."""
+        log.info("webrtc: session %r falls back to the HTTP stream", _session_key(request))
+        return gr.update(visible=True)
 
     def _output_dir(self, keep_seconds: float = 600) -> Path:
         """A fresh folder for one call's outputs (Gradio serves copies of them); folders of
@@ -180,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="app.py",
         description="The vitpose_live web app (Gradio). With --source, app.py is the command line instead "
         "(see app.py --source X --help).",
+        epilog=f"WebRTC's STUN/TURN servers (for the Webcam tab across NAT): ${ICE_ENV}, RTCIceServer JSON.",
     )
     parser.add_argument("--model", help="ViTPose Hub id or local directory, offered first in the model list")
     parser.add_argument("--detector", help="person detector Hub id or local directory (default: the device's)")
@@ -188,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-name", help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
     parser.add_argument("--server-port", type=int, help="port (default 7860, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
+    parser.add_argument("--webrtc-sessions", type=_at_least_one, default=4, metavar="N",
+                        help="WebRTC webcam streams at once (default 4; the next page is told the server is busy)")
     return parser
 
 
@@ -206,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     quiet_hub_logging()
     keep_freed_memory()
-    app = PoseWebApp(args.model, args.detector, args.device, args.dtype)
+    try:
+        app = PoseWebApp(args.model, args.detector, args.device, args.dtype, webrtc_sessions=args.webrtc_sessions)
+    except WebRTCError as error:  # $VITPOSE_ICE_SERVERS
+        parser.error(error.one_line())
     try:
         check_models(app.default_model, app.models.detector)
     except ModelLoadError as error:  # the page says so too, when the model is first used
@@ -218,6 +249,15 @@ def main(argv: list[str] | None = None) -> None:
                 prevent_thread_lock=True)
     print(launch_lines(demo.local_url, demo.share_url), flush=True)
     demo.block_thread()
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+        check_at_least("it", value, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+    return value
 
 
 def launch_lines(local_url: str, share_url: str | None) -> str:

@@ -57,7 +57,7 @@ def model_error(error: ModelLoadError | ValueError) -> gr.Error:
     return gr.Error(text, title="Model not available", print_exception=False)
 
 
-class _LoadingModels:
+class LoadingModels:
     """A :class:`ModelCache` whose load failures are ``gr.Error``."""
 
     def __init__(self, models: ModelCache) -> None:
@@ -81,7 +81,7 @@ def webcam_frame(image, decode_ms: float, settings: Settings, session: LiveSessi
     JPEG (``inline``, for the stream) or an RGB array (for ``/frame`` callers, who get a file),
     and ``info`` with the session's stats, the frame's timings and its keypoints record
     (coordinates in the unmirrored frame)."""
-    picture, result, row = session.process(image, settings, _LoadingModels(models), decode_ms=decode_ms)
+    picture, result, row = session.process(image, settings, LoadingModels(models), decode_ms=decode_ms)
     encoding = time.monotonic()
     if inline:
         picture = inline_jpeg(picture)
@@ -105,7 +105,7 @@ def stats_line(info: dict) -> str:
     split = info["server_ms"]
     parts = " · ".join(f"{stage} {split[stage]:.0f}" for stage in ("decode", "engine", "draw", "encode") if stage in split)
     between = f" · between frames {split['between']:.0f}" if "between" in split else ""
-    return (f"{info['fps']:.1f} fps · {info['person_count']} person(s) · frame {info['session_frames']}\n"
+    return (f"HTTP stream · {info['fps']:.1f} fps · {info['person_count']} person(s) · frame {info['session_frames']}\n"
             f"server ms per frame: {parts}{between}")
 
 

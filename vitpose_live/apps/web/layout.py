@@ -8,6 +8,7 @@ import gradio as gr
 
 from ...defaults import DET_THRESHOLD, KPT_THRESHOLD
 from .payloads import MB
+from .webrtc.page import webrtc_html
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"
 EXAMPLE_IMAGES = ("astronaut.jpg", "cameraman.jpg")
@@ -16,9 +17,11 @@ CAMERA = {
               "frameRate": {"ideal": 15, "max": 30}},
     "audio": False,
 }
-# Leaving the Webcam tab stops the camera in the page (the same button started it), so no
+# Leaving the Webcam tab stops the camera in the page (WebRTC's Stop, or the HTTP webcam's record button) (the same button started it), so no
 # frame is sent while another tab's job runs.
 STOP_CAMERA_JS = """() => {
+    const rtcStop = document.querySelector("#webrtc .vl-stop");
+    if (rtcStop && !rtcStop.disabled) rtcStop.click();
     const recording = document.querySelector('#camera [title="stop recording"]');
     if (recording) document.querySelector("#camera button[aria-label='capture photo']")?.click();
 }"""
@@ -69,22 +72,30 @@ def settings_panel(app) -> dict[str, gr.components.Component]:
 
 
 def webcam_tab(app, controls: dict) -> gr.Tab:
-    """Frames stream to the server and come back annotated; every control acts on the next frame."""
+    """The camera streams over WebRTC (Start / Stop); without a WebRTC connection within 5 s,
+    over HTTP by itself (Gradio's streaming webcam). Every control acts on the next frame."""
     with gr.Tab("Webcam", id="webcam") as tab:
-        gr.Markdown("Start the camera; frames go to the server and come back annotated. Controls act on the "
-                    f"next frame. A stream stops after {app.stream_time_limit // 60} min, or when you leave "
-                    "this tab: start it again to go on.")
-        with gr.Row():
-            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="camera",
-                              webcam_options=gr.WebcamOptions(mirror=False, constraints=CAMERA))
-            camera_out = gr.Image(label="Poses", format="jpeg", interactive=False, elem_id="camera-out")
-        with gr.Row():
-            mirror = gr.Checkbox(value=True, label="Mirror the display", elem_id="mirror")
-            stats = gr.Textbox(label="Live", interactive=False, lines=2, elem_id="live-stats")
+        how = ("Press **Start**: your camera streams to the server over WebRTC and comes back annotated. When no "
+               "WebRTC connection comes up within 5 s (a firewall, no TURN server), the tab streams over HTTP by "
+               "itself, slower." if app.webrtc else "Start the camera; frames go to the server and come back annotated.")
+        gr.Markdown(f"{how} Controls act on the next frame. A stream stops after {app.stream_time_limit // 60} min, "
+                    "or when you leave this tab: start it again to go on.")
+        rtc = webrtc_html(app.webrtc.manager, mirror_toggle=False, http_camera="#camera") if app.webrtc else None
+        with gr.Column(visible=rtc is None, elem_id="http-webcam") as http:  # shown by the fallback event
+            with gr.Row():
+                camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera (HTTP stream)",
+                                  elem_id="camera", webcam_options=gr.WebcamOptions(mirror=False, constraints=CAMERA))
+                camera_out = gr.Image(label="Poses", format="jpeg", interactive=False, elem_id="camera-out")
+            stats = gr.Textbox(label="Live (HTTP)", interactive=False, lines=2, elem_id="live-stats")
+        mirror = gr.Checkbox(value=True, label="Mirror the display", elem_id="mirror")
         frame_info = gr.JSON(label="Frame", visible=False)
         frame_button = gr.Button("One frame", visible=False)
         session = gr.State(None, time_to_live=app.session_ttl, delete_callback=app.sessions.forget)
         live = {**controls, "mirror": mirror}
+        if rtc is not None:  # on load and on every change: what the WebRTC stream uses from its next frame
+            gr.on(None, app.remember_controls, None, None, inputs_kwargs=live, queue=False, show_progress="hidden",
+                  api_visibility="private")
+            rtc.fallback(app.fall_back, None, http, queue=False, show_progress="hidden", api_visibility="private")
         camera.stream(app.stream, [camera, session], [camera_out, stats, session], inputs_kwargs=live,
                       stream_every=app.stream_every, time_limit=app.stream_time_limit,
                       concurrency_limit=app.live_concurrency, concurrency_id="live", show_progress="hidden",

@@ -187,10 +187,11 @@ class LiveSession:
         done = list(self._done)
         return 0.0 if len(done) < 2 else (len(done) - 1) / max(done[-1] - done[0], 1e-9)
 
-    def pause(self) -> None:
-        """The stream stopped (its tab was left): the detector thread stops, tracks are kept."""
+    def pause(self, away: bool = True) -> None:
+        """The stream stopped (its tab was left, or its WebRTC stream ended with ``away``
+        False): the detector thread stops, tracks are kept."""
         with self._lock:
-            self.away = True
+            self.away = away
             if self._engine is not None:
                 self._engine.close()
             self._answered = None

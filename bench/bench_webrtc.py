@@ -1,0 +1,240 @@
+"""The WebRTC webcam (vitpose_live.apps.web.webrtc) next to a bare aiortc echo, in one run.
+
+Headless Chromium with a fake 30 frames/s camera opens, in turns, three pages with the same
+script (:mod:`vitpose_live.apps.web.webrtc.page`): a bare aiortc echo (the camera's track sent straight
+back, on Gradio's own loop: aiortc decodes and encodes it, nothing else), the manager with a
+trivial ``process`` (a line drawn on a copy), and the manager with a slow one (``--slow-ms`` of
+sleep, as a model on a GPU would take, then the line). Each page's video is counted with
+``requestVideoFrameCallback``: frames shown per second. Rounds alternate so that all three see
+the same machine load. Then an aiortc client in this process (frames numbered by a barcode)
+measures capture-to-return latency through the manager, trivial and slow: p50/p95 over the run
+and the p50 of its first and second halves (a delay that grows would show).
+
+    python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30]
+                                 [--client-seconds S] [--out bench/results/webrtc-cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+RESULTS = HERE / "results"
+
+
+def trivial(image: np.ndarray, peer) -> np.ndarray:
+    picture = image.copy()
+    cv2.line(picture, (0, 0), (picture.shape[1] - 1, picture.shape[0] - 1), (255, 0, 0), 3)
+    return picture
+
+
+def slow(ms: float):
+    def process(image: np.ndarray, peer) -> np.ndarray:
+        time.sleep(ms / 1e3)
+        return trivial(image, peer)
+
+    return process
+
+
+class Echo:
+    """A bare aiortc echo behind the same page: what WebRTC costs here with nothing added.
+    ``hints``: its answer carries the manager's bitrate hints for Chromium (without them the
+    camera comes at 480x360 for its first ~20 s), so that it echoes the same picture size."""
+
+    def __init__(self, hints: bool = False) -> None:
+        self.ice_servers: list = []
+        self.pcs: dict = {}
+        self.hints = hints
+
+    def server_functions(self) -> list:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from vitpose_live.apps.web.webrtc.track import browser_bitrate_hints
+
+        pcs, hints = self.pcs, self.hints
+
+        async def webrtc_offer(payload):
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pcs[key := secrets.token_hex(8)] = pc
+            pc.on("track", lambda track: pc.addTrack(track) if track.kind == "video" else None)
+
+            @pc.on("datachannel")
+            def on_datachannel(channel):
+                @channel.on("message")
+                def on_message(message):
+                    ping = json.loads(message).get("ping")
+                    if ping is not None:
+                        channel.send(json.dumps({"pong": ping}))
+
+            await pc.setRemoteDescription(RTCSessionDescription(payload["sdp"], "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            sdp = browser_bitrate_hints(pc.localDescription.sdp) if hints else pc.localDescription.sdp
+            return {"type": "answer", "sdp": sdp, "id": key}
+
+        async def webrtc_stop(payload):
+            pc = pcs.pop(payload.get("id"), None)
+            if pc is not None:
+                await pc.close()
+            return {"stopped": pc is not None}
+
+        return [webrtc_offer, webrtc_stop]
+
+    def __len__(self) -> int:
+        return len(self.pcs)
+
+
+def measure(chromium, url: str, seconds: float, server) -> dict:
+    from support.webcam import open_page
+    from support.webrtc_client import shown_fps
+
+    page = open_page(chromium, url, ready="#webrtc .vl-start")
+    try:
+        page.click("#webrtc .vl-start")
+        page.wait_for_function("() => document.querySelector('#webrtc video').videoWidth > 0", timeout=60_000)
+        time.sleep(3.0)  # warm-up: the encoders settle on a bitrate
+        row = {"shown_fps": round(shown_fps(page, seconds), 2)}
+        live = page.evaluate("() => document.querySelector('.vl-webrtc').parentElement.vlWebrtc")
+        row["rtt_ms"] = round(live["rtt"], 1) if live.get("rtt") is not None else None
+        row["line"] = page.inner_text("#webrtc .vl-line")
+        row["size"] = page.evaluate("() => { const v = document.querySelector('#webrtc video'); "
+                                    "return `${v.videoWidth}x${v.videoHeight}`; }")
+        peers = server.peers() if hasattr(server, "peers") else []
+        if peers:
+            row["server"] = peers[0].stats_dict()
+            encoder = peers[0].encoder
+            if encoder is not None and encoder.codec is not None:
+                row["bitrate"] = {"encoder": encoder.codec.bit_rate, "ceiling": encoder.ceiling,
+                                  "receiver_estimate": encoder.estimate}
+        page.click("#webrtc .vl-stop")
+        deadline = time.monotonic() + 10
+        while len(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return row
+    finally:
+        page.context.close()
+
+
+async def client_latency(manager, seconds: float, size) -> dict:
+    """Capture-to-return milliseconds of every frame an aiortc client got back (encode, send,
+    decode, process, encode, send, decode; no display)."""
+    from support.webrtc_client import connect
+
+    client = await connect(manager, key="bench", size=size, quick=True)  # hands frames on as a browser does
+    await asyncio.sleep(seconds)
+    await client.close()
+    sent = client.camera.sent
+    latencies = []
+    for r in client.received:
+        if r.index is None:
+            continue
+        at = [t for i, t in sent if i % 1024 == r.index and t <= r.at]  # the barcode holds the index mod 1024
+        if at:
+            latencies.append((r.at - at[-1]) * 1e3)
+    if len(latencies) < 4:
+        return {"frames": len(latencies)}
+    half = len(latencies) // 2
+
+    def ms(values, q=50):
+        return round(float(np.percentile(values, q)), 1)
+
+    return {"frames": len(latencies), "fps": round(len(latencies) / seconds, 2), "ms_p50": ms(latencies),
+            "ms_p95": ms(latencies, 95), "ms_p50_first_half": ms(latencies[:half]),
+            "ms_p50_second_half": ms(latencies[half:])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--size", default="640x480", help="the fake camera's picture size")
+    parser.add_argument("--slow-ms", type=float, default=30.0)
+    parser.add_argument("--client-seconds", type=float, help="the aiortc client's run (default: --seconds)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "webrtc-cpu.json")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+
+    from support.webcam import browser, have_chromium, launch, write_y4m
+
+    from vitpose_live.apps.web.webrtc import WebRTCManager
+    from vitpose_live.apps.web.webrtc.page import webrtc_demo
+
+    if not have_chromium():
+        sys.exit("needs /usr/bin/chromium (Debian package 'chromium') and the playwright package")
+    clip = write_y4m(Path(tempfile.mkdtemp(prefix="bench-webrtc-")) / "camera.y4m", width=width,
+                     height=height, fps=30, frames=60)
+    slow_name = f"manager, {args.slow_ms:g} ms process"
+    servers = {"aiortc echo": Echo(), "aiortc echo + hints": Echo(hints=True),
+               "manager, trivial process": WebRTCManager(trivial, ice_servers=[]),
+               slow_name: WebRTCManager(slow(args.slow_ms), ice_servers=[])}
+    echoes = [name for name, server in servers.items() if isinstance(server, Echo)]
+    demos = {name: webrtc_demo(manager=s) if isinstance(s, WebRTCManager) else _echo_demo(s)
+             for name, s in servers.items()}
+    urls = {name: launch(demo) for name, demo in demos.items()}
+    rounds = []
+    try:
+        with browser(clip) as chromium:
+            version = chromium.version
+            for n in range(args.rounds):
+                row = {name: measure(chromium, urls[name], args.seconds, servers[name]) for name in servers}
+                for echo in echoes:
+                    fps = row[echo]["shown_fps"]
+                    row[f"ratios to {echo}"] = {name: round(row[name]["shown_fps"] / max(fps, 1e-9), 3)
+                                                for name in servers if name not in echoes}
+                rounds.append(row)
+                rates = [f"{name} {r['shown_fps']:.1f}/s" for name, r in row.items() if "shown_fps" in r]
+                print(f"round {n + 1}: " + ", ".join(rates), flush=True)
+                for name, r in row.items():
+                    if "line" in r:
+                        print(f"  {name}: {r['line']} | bitrate {r.get('bitrate')}", flush=True)
+        client_seconds = args.client_seconds or args.seconds
+        latency = {name: asyncio.run(client_latency(servers[name], client_seconds, (width, height)))
+                   for name in servers if name not in echoes}
+        print("capture-to-return latency (aiortc client):", json.dumps(latency), flush=True)
+    finally:
+        for demo in demos.values():
+            demo.close()
+        for server in servers.values():
+            if isinstance(server, WebRTCManager):
+                server.close()
+    report = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
+        "load_average": os.getloadavg(),
+        "camera": f"{width}x{height} @30 (Chromium's fake camera)",
+        "browser": f"Chromium {version}",
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "rounds": rounds,
+        "client_latency": {"seconds": client_seconds, **latency},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    ratios = [{k: v for k, v in r.items() if k.startswith("ratios")} for r in rounds]
+    print(f"{ratios} (load average "
+          f"{report['load_average'][0]:.1f}); wrote {args.out}")
+
+
+def _echo_demo(echo: Echo):
+    import gradio as gr
+
+    from vitpose_live.apps.web.webrtc.page import webrtc_html
+
+    with gr.Blocks(title="aiortc echo") as demo:
+        webrtc_html(echo)
+    return demo
+
+
+if __name__ == "__main__":
+    main()
