@@ -28,7 +28,7 @@ def run_subprocess(*args, env_extra=None, **kwargs):
 def assert_one_clear_line(stderr: str, *words: str):
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("vitpose-live: error:") and "Traceback" not in stderr
+    assert lines[0].startswith(("vitpose-live: error:", "app.py: error:")) and "Traceback" not in stderr
     for word in words:
         assert word in lines[0], lines[0]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..defaults import file_batch
 from ..errors import UserError
+from .console import PROG
 from .request import Request, camera_size, wants_window
 
 
@@ -205,11 +206,11 @@ def _warn_about(engine, request: Request) -> None:
     """One line each for settings that work but are probably not what the user wants."""
     placement = engine.pose.placement
     if placement.device.type == "cpu" and placement.dtype != _float32() and not _native_on_cpu(placement.dtype):
-        print(f"vitpose-live: note: --dtype {request.dtype} on a CPU runs several times slower than fp32 "
+        print(f"{PROG}: note: --dtype {request.dtype} on a CPU runs several times slower than fp32 "
               "(use --dtype fp32)", file=sys.stderr)
     queries = getattr(engine.detector.model.config, "num_queries", None)
     if request.max_persons and queries and request.max_persons > queries:
-        print(f"vitpose-live: note: the detector finds at most {queries} persons per frame; "
+        print(f"{PROG}: note: the detector finds at most {queries} persons per frame; "
               f"--max-persons {request.max_persons} keeps them all", file=sys.stderr)
 
 
