@@ -5,6 +5,8 @@
 - `python app.py` without `--source` starts the web app (what Hugging Face Spaces runs); it takes
   `--model PATH --detector PATH --device --dtype --server-name --server-port --share`;
 - `python app.py --help` shows both.
+
+A flag neither takes (`--sorce clip.mp4`) ends at once with one line naming the nearest flag.
 """
 
 import sys
@@ -16,7 +18,7 @@ def _wants_command_line(argv: list[str]) -> bool:
 
 def _print_help() -> None:
     from vitpose_live.apps.cli import build_parser as command_line_parser
-    from vitpose_live.apps.web import build_parser as web_app_parser
+    from vitpose_live.apps.flags import web_app_parser
 
     web_app, command_line = web_app_parser(), command_line_parser()
     command_line.prog = "app.py"
@@ -31,10 +33,14 @@ if __name__ == "__main__":
     if _wants_command_line(sys.argv[1:]):
         from vitpose_live.apps.cli import console_main
 
-        console_main()
+        console_main()  # an unknown flag: one line before torch loads (vitpose_live.apps.flags)
     elif "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         _print_help()
     else:
+        from vitpose_live.apps.cli import build_parser
+        from vitpose_live.apps.flags import check_flags, web_app_parser
+
+        check_flags(sys.argv[1:], web_app_parser(), build_parser())  # before gradio is imported
         from vitpose_live.apps.web import main
 
         main()

@@ -28,7 +28,7 @@ def run_subprocess(*args, env_extra=None, **kwargs):
 def assert_one_clear_line(stderr: str, *words: str):
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("vitpose-live: error:") and "Traceback" not in stderr
+    assert lines[0].startswith(("vitpose-live: error:", "app.py: error:")) and "Traceback" not in stderr
     for word in words:
         assert word in lines[0], lines[0]
 
@@ -155,7 +155,7 @@ def corrupt_files(tmp_path):
         ("text", ["notes.mp4"]),
         ("truncated", ["cut.mp4"]),
         ("no_output", ["--output"]),
-        ("missing_dir", ["no/such/dir"]),
+        ("file_as_dir", ["notes.mp4' is not a directory"]),
         ("unwritable", ["'/proc/out.mp4'"]),  # even as root, and before the (here missing) models load
         ("bad_extension", ["--output"]),
         ("bad_threshold", ["--det-threshold"]),
@@ -171,7 +171,7 @@ def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case,
         "text": ["--source", files["text"], "--output", out],
         "truncated": ["--source", files["truncated"], "--output", out],
         "no_output": ["--source", clip],
-        "missing_dir": ["--source", clip, "--output", tmp_path / "no/such/dir/out.mp4"],
+        "file_as_dir": ["--source", clip, "--output", tmp_path / "notes.mp4/sub/out.mp4"],
         "unwritable": ["--source", clip, "--output", "/proc/out.mp4", "--model", tmp_path / "no-model"],
         "bad_extension": ["--source", clip, "--output", tmp_path / "out.gif"],
         "bad_threshold": ["--source", clip, "--output", out, "--det-threshold", 2],
@@ -181,6 +181,14 @@ def test_bad_input_is_one_clear_line_and_leaves_no_file(run_cli, tmp_path, case,
     assert code == 2
     assert_one_clear_line(err, *words)
     assert not out.exists()
+
+
+def test_outputs_in_missing_folders_get_their_parents_created_as_output_dir_does(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    out, keypoints = tmp_path / "new/a/out.mp4", tmp_path / "other/b/k.jsonl"
+    code, err = run_cli("--source", clip, "--output", out, "--keypoints", keypoints)
+    assert code == 0, err
+    assert probe(out)["frames"] == 3 and len(keypoints.read_text().splitlines()) == 4
 
 
 def test_a_missing_model_is_named_in_one_line_without_a_traceback(tmp_path, detector_dir):

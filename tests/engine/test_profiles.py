@@ -1,5 +1,6 @@
 """What ``auto`` means per device: one choice, read by the command line and the web app alike;
-explicit values win, and the profile's detector settings go with its own detector only."""
+explicit values win; the profile's interval, rest and person cap hold whichever detector runs, and
+only its input size goes with its own detector."""
 
 import subprocess
 import sys
@@ -31,12 +32,14 @@ def test_the_profile_module_does_not_import_torch():
           CPU_PROFILE.detector_gap_s, CPU_PROFILE.max_persons)),
     ({"model": "m"}, ("m", CPU_PROFILE.detector, CPU_PROFILE.detector_size, CPU_PROFILE.det_every,
                       CPU_PROFILE.detector_gap_s, CPU_PROFILE.max_persons)),
-    ({"detector": "d"}, (CPU_PROFILE.pose_model, "d", None, None, 0.0, None)),
-    ({"detector": "d", "detector_size": "320"}, (CPU_PROFILE.pose_model, "d", 320, None, 0.0, None)),
+    ({"detector": "d"}, (CPU_PROFILE.pose_model, "d", None, CPU_PROFILE.det_every, CPU_PROFILE.detector_gap_s,
+                         CPU_PROFILE.max_persons)),
+    ({"detector": "d", "detector_size": "320"}, (CPU_PROFILE.pose_model, "d", 320, CPU_PROFILE.det_every,
+                                                 CPU_PROFILE.detector_gap_s, CPU_PROFILE.max_persons)),
     ({"detector_size": 480, "det_every": 2, "max_persons": 9},
      (CPU_PROFILE.pose_model, CPU_PROFILE.detector, 480, 2, CPU_PROFILE.detector_gap_s, 9)),
 ])
-def test_explicit_values_win_and_the_profiles_detector_settings_go_with_its_detector(kwargs, expected):
+def test_explicit_values_win_and_only_the_input_size_goes_with_the_profiles_own_detector(kwargs, expected):
     choice = resolve(CPU_PROFILE, **kwargs)
     assert (choice.model, choice.detector, choice.detector_size, choice.det_every, choice.detector_gap_s,
             choice.max_persons) == expected
@@ -58,7 +61,37 @@ def test_the_command_line_defaults_to_auto_and_resolves_it_through_the_profile(t
     explicit = parse_request(["--source", "x.mp4", "--device", "cpu", "--model", "M", "--detector", "D"])
     options = engine_options(explicit, live=True)
     assert (options.models.model, options.models.detector, options.models.detector_size) == ("M", "D", None)
-    assert options.det_every == 1 and options.detector_gap_s == 0 and options.settings.max_persons is None
+    assert options.det_every == CPU_PROFILE.det_every and options.settings.max_persons == CPU_PROFILE.max_persons
+    assert options.detector_gap_s == CPU_PROFILE.detector_gap_s
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+@pytest.mark.parametrize("detector", ["auto", "my/detector"])
+def test_the_page_and_the_command_line_given_the_same_detector_detect_as_often_and_cap_alike(device, detector):
+    page = defaults_for(device, detector=None if detector == "auto" else detector)
+    cli = engine_options(parse_request(["--source", "x.mp4", "--device", device, "--detector", detector]), live=True)
+    assert page.det_every == cli.det_every == profile_for(device).det_every
+    assert page.detector_gap_s == cli.detector_gap_s and page.detector_size == cli.models.detector_size
+    capped = profile_for(device).max_persons
+    assert cli.settings.max_persons == capped and page.max_persons == (capped or 20)  # a slider needs a number
+
+
+def test_the_summary_line_says_how_often_the_detector_ran_and_the_person_cap(run_cli, tmp_path):
+    from support.media import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=3)
+    code, err = run_cli("--source", clip, "--keypoints", tmp_path / "k.jsonl")
+    assert code == 0 and err.strip().endswith(f"detector on every 5th frame, at most {CPU_PROFILE.max_persons} persons")
+    code, err = run_cli("--source", clip, "--keypoints", tmp_path / "k.jsonl", "--det-every", "1", "--max-persons", "2")
+    assert code == 0 and err.strip().endswith("detector on every frame, at most 2 persons")
+
+
+@pytest.mark.parametrize("n,words", [(1, "every frame"), (2, "every 2nd frame"), (3, "every 3rd frame"),
+                                     (11, "every 11th frame"), (21, "every 21st frame")])
+def test_the_interval_reads_as_words(n, words):
+    from vitpose_live.engine.profiles import describe
+
+    assert describe(n, None) == f"detector on {words}, all persons"
 
 
 def test_the_web_app_starts_with_the_same_choice_as_the_command_line():

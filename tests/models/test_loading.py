@@ -135,7 +135,7 @@ def test_the_cli_without_the_hub_fails_in_seconds_naming_both_models_without_ret
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     from vitpose_live.engine.profiles import CPU_PROFILE
 
-    assert lines[0].startswith("vitpose-live: error: cannot load")
+    assert lines[0].startswith("app.py: error: cannot load")
     assert CPU_PROFILE.pose_model in lines[0] and CPU_PROFILE.detector in lines[0]
     assert "WARNING" not in result.stderr and "Retry" not in result.stderr
     assert elapsed < 40  # importing torch takes most of it; the library's retries took over 23 s per model

@@ -280,8 +280,10 @@ def test_a_sink_closed_before_any_frame_leaves_no_file(tmp_path):
 
 UNWRITABLE = [
     # (what, path, message pattern after "cannot write '<path>': ")
-    ("a missing directory", "missing/dir/out{ext}", r"directory '.*missing/dir' does not exist$"),
+    ("a directory that cannot be created", "/proc/missing/dir/out{ext}",
+     r"cannot create directory '/proc/missing/dir': (no such file or directory|permission denied)$"),
     ("a file as directory", "/proc/version/out{ext}", r"'/proc/version' is not a directory$"),
+    ("a file above the directory", "/proc/version/sub/out{ext}", r"'/proc/version' is not a directory$"),
     (
         "a directory nobody can create files in",
         "/proc/out{ext}",
@@ -310,6 +312,21 @@ def test_unwritable_outputs_fail_up_front_with_a_one_line_message(
         make(path)
 
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "make, ext",
+    [
+        (lambda path: VideoFileSink(path, width=64, height=48, fps=30).close(), ".mp4"),
+        (lambda path: ImageFileSink(path).write(np.zeros((4, 4, 3), np.uint8)), ".png"),
+        (lambda path: KeypointsJsonlSink(path, header={}).close(), ".jsonl"),
+    ],
+    ids=["video", "image", "keypoints"],
+)
+def test_an_output_in_a_missing_folder_gets_its_parents_created(tmp_path, make, ext):
+    make(tmp_path / "new" / "sub" / f"out{ext}")
+
+    assert (tmp_path / "new" / "sub").is_dir()
 
 
 @pytest.mark.parametrize("what, template, reason", UNWRITABLE, ids=[row[0] for row in UNWRITABLE])

@@ -135,6 +135,18 @@ def test_a_camera_index_with_no_device_behind_it_fails_fast_through_opencv():
     assert time.monotonic() - started < 3.0
 
 
+def test_a_missing_camera_is_our_one_line_without_opencvs_warnings_before_it(pose_dir, detector_dir, tmp_path):
+    import subprocess
+    import sys
+
+    args = ["--source", "5", "--keypoints", str(tmp_path / "k.jsonl"), "--no-window", "--device", "cpu",
+            "--model", pose_dir, "--detector", detector_dir, "--no-progress"]
+    result = subprocess.run([sys.executable, "-m", "vitpose_live.apps.cli", *args], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == "vitpose-live: error: no camera at index 5 (is it connected? try --source 0)\n"
+
+
 def test_a_camera_yields_rgb_frames_timed_from_the_first_one():
     factory = CaptureFactory(FakeCapture(4))
 

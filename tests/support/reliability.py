@@ -26,7 +26,7 @@ def child_env() -> dict:
 def assert_one_clear_line(stderr: str, *words: str) -> None:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("vitpose-live: error:") and "Traceback" not in stderr, stderr
+    assert lines[0].startswith(("vitpose-live: error:", "app.py: error:")) and "Traceback" not in stderr, stderr
     for word in words:
         assert word in lines[0], lines[0]
 

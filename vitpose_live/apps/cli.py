@@ -16,7 +16,8 @@ import sys
 from ..defaults import DET_THRESHOLD, KPT_THRESHOLD
 from ..errors import UserError
 from .collection import add_collection_arguments
-from .console import EXIT_INTERRUPTED, EXIT_OK, fail, quiet_libraries, reported, stop_on_sigterm
+from .console import EXIT_INTERRUPTED, EXIT_OK, PROG, fail, quiet_libraries, reported, stop_on_sigterm
+from .flags import check_flags
 from .request import Request, check_request
 
 __all__ = ["UserError", "build_parser", "console_main", "main", "parse_request", "run_request", "stop_on_sigterm"]
@@ -28,7 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vitpose-live",
+        prog=PROG,
         description="Multi-person pose estimation with ViTPose on images and videos.",
     )
     parser.add_argument(
@@ -113,8 +114,11 @@ def _live_arguments(live) -> None:
 
 
 def parse_request(argv: list[str] | None = None) -> Request:
-    """The command line's arguments as the request record (argparse's usage errors exit 2)."""
-    return Request.from_args(build_parser().parse_args(argv))
+    """The command line's arguments as the request record (argparse's usage errors exit 2; an
+    unknown flag first, in one line with the nearest one: :func:`~.flags.check_flags`)."""
+    parser = build_parser()
+    check_flags(sys.argv[1:] if argv is None else [str(arg) for arg in argv], parser)
+    return Request.from_args(parser.parse_args(argv))
 
 
 def run_request(request: Request) -> int:

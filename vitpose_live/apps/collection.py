@@ -250,6 +250,7 @@ class Recorder:
         self.path = out_dir / MANIFEST
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
         self.frames = 0
+        self.detection: str | None = None  # the detector's interval and person cap, in words
         self.started = time.monotonic()
         self._bar = tqdm(total=total, unit="input", disable=not progress, dynamic_ncols=True)
 
@@ -271,8 +272,9 @@ class Recorder:
         seconds = time.monotonic() - self.started
         rate = self.frames / seconds if seconds > 0 else 0.0
         ok, skipped, failed = self.counts["ok"], self.counts["skipped"], self.counts["error"]
-        return (f"done: {ok} input(s) ok, {skipped} skipped, {failed} failed; {self.frames} frame(s) in "
+        line = (f"done: {ok} input(s) ok, {skipped} skipped, {failed} failed; {self.frames} frame(s) in "
                 f"{seconds:.1f} s ({rate:.1f} frames/s) -> {self.path}")
+        return line + (f"; {self.detection}" if self.detection else "")
 
 
 def previous_entries(path: Path) -> dict[str, dict]:
@@ -302,10 +304,12 @@ def skip_done(jobs: list[Job], recorder: Recorder) -> list[Job]:
 
 def run_local(jobs: list[Job], request: Request, recorder: Recorder) -> None:
     """One input after another through one engine (the models load once)."""
+    from ..engine.profiles import describe
     from ..engine.recipe import build_engine
     from .job import engine_options
 
     engine = build_engine(engine_options(request, live=False))
+    recorder.detection = describe(engine.det_every, engine.settings.max_persons)
     for job in jobs:
         recorder.start(job)
         recorder.record(process_input(job, request, engine))

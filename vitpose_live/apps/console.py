@@ -11,7 +11,15 @@ from collections.abc import Callable
 from ..errors import one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROG = "vitpose-live"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """The name the user typed: ``app.py`` or ``vitpose-live`` (also for ``python -m``)."""
+    name = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    return name if name in ("app.py", "vitpose-live") else "vitpose-live"
+
+
+PROG = program_name()  # in every message of the command line
 
 
 def fail(error: BaseException, *, verbose: bool = False) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..defaults import file_batch
 from ..errors import UserError
+from .console import PROG
 from .request import Request, camera_size, wants_window
 
 
@@ -25,6 +26,7 @@ class Summary:
     keypoints: str | None
     interrupted: bool = False
     stats: dict | None = None
+    detection: str | None = None  # the detector's interval and the person cap, in words
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -35,6 +37,8 @@ class Summary:
             f"{head} {self.frames} frame(s) in {self.seconds:.1f} s ({rate:.1f} frames/s), "
             f"{per_frame:.1f} person(s) per frame -> {outputs}"
         )
+        if self.detection:
+            line += f"; {self.detection}"
         if self.stats:
             latency = self.stats["latency_ms"]
             line += (
@@ -65,7 +69,7 @@ def engine_options(request: Request, *, live: bool):
         smooth=live if request.smooth is None else request.smooth, smooth_min_cutoff=request.smooth_min_cutoff,
         smooth_beta=request.smooth_beta,
     )
-    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1,
+    return EngineOptions(models, settings, live=live, det_every=choice.det_every,
                          detector_gap_s=choice.detector_gap_s if live else 0.0)
 
 
@@ -153,6 +157,7 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
     before for a file (a collection reuses one per process); its tracking state is reset."""
     from ..engine.control import LatencyController
+    from ..engine.profiles import describe
     from ..engine.recipe import build_engine
     from ..render import HudAnnotator, PoseAnnotator
     from ..runtime.run import RunOptions, run
@@ -196,18 +201,18 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     if report.frames == 0 and not report.interrupted and not live:
         raise UserError(f"'{request.source}' has no frames")
     return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
-                   report.interrupted, stats if live else None)
+                   report.interrupted, stats if live else None, describe(engine.det_every, engine.settings.max_persons))
 
 
 def _warn_about(engine, request: Request) -> None:
     """One line each for settings that work but are probably not what the user wants."""
     placement = engine.pose.placement
     if placement.device.type == "cpu" and placement.dtype != _float32() and not _native_on_cpu(placement.dtype):
-        print(f"vitpose-live: note: --dtype {request.dtype} on a CPU runs several times slower than fp32 "
+        print(f"{PROG}: note: --dtype {request.dtype} on a CPU runs several times slower than fp32 "
               "(use --dtype fp32)", file=sys.stderr)
     queries = getattr(engine.detector.model.config, "num_queries", None)
     if request.max_persons and queries and request.max_persons > queries:
-        print(f"vitpose-live: note: the detector finds at most {queries} persons per frame; "
+        print(f"{PROG}: note: the detector finds at most {queries} persons per frame; "
               f"--max-persons {request.max_persons} keeps them all", file=sys.stderr)
 
 

@@ -69,7 +69,7 @@ class Choice:
     model: str
     detector: str
     detector_size: int | None
-    det_every: int | None  # None: the caller's own default
+    det_every: int
     detector_gap_s: float
     max_persons: int | None
     profile: DeviceProfile
@@ -77,9 +77,10 @@ class Choice:
 
 def resolve(profile: DeviceProfile, model: str = AUTO, detector: str = AUTO, detector_size: str | int | None = AUTO,
             det_every: int | None = None, max_persons: int | None = None) -> Choice:
-    """Explicit values win; ``auto`` ones come from ``profile``. The profile's input size, pacing,
-    interval and person cap were measured for its own detector, so they apply only when the
-    detector is left on ``auto``; otherwise the checkpoint's own size and the caller's defaults."""
+    """Explicit values win; ``auto`` ones come from ``profile``. The one rule every face follows:
+    the interval, the rest between live passes and the person cap are the device's budget (the
+    pose pass per person is what they bound), so they apply whichever detector runs; only the
+    input size belongs to the profile's own detector (another checkpoint keeps its own size)."""
     own_detector = detector in (None, AUTO)
     if detector_size in (None, AUTO):
         size = profile.detector_size if own_detector else None
@@ -89,8 +90,21 @@ def resolve(profile: DeviceProfile, model: str = AUTO, detector: str = AUTO, det
         model=profile.pose_model if model in (None, AUTO) else model,
         detector=profile.detector if own_detector else detector,
         detector_size=size,
-        det_every=det_every if det_every is not None else (profile.det_every if own_detector else None),
-        detector_gap_s=profile.detector_gap_s if own_detector else 0.0,
-        max_persons=max_persons if max_persons is not None else (profile.max_persons if own_detector else None),
+        det_every=det_every if det_every is not None else profile.det_every,
+        detector_gap_s=profile.detector_gap_s,
+        max_persons=max_persons if max_persons is not None else profile.max_persons,
         profile=profile,
     )
+
+
+def describe(det_every: int, max_persons: int | None) -> str:
+    """The detection settings in words, as the summary line and the page say them."""
+    every = "every frame" if det_every == 1 else f"every {_ordinal(det_every)} frame"
+    persons = "all persons" if max_persons is None else f"at most {max_persons} persons"
+    return f"detector on {every}, {persons}"
+
+
+def _ordinal(n: int) -> str:
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

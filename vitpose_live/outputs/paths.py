@@ -19,16 +19,22 @@ class SinkError(VitposeError):
 
 
 def check_writable(path: str | Path) -> None:
-    """Raise :class:`SinkError` now, before any work is done, when ``path`` cannot be created:
-    its directory is missing or is a file, ``path`` is a directory, or creating a file next to it
-    fails. That last check really creates (and removes) a file, since permission bits say
-    nothing to root, who may still not write in ``/proc`` or on a read-only mount."""
+    """Raise :class:`SinkError` now, before any work is done, when ``path`` cannot be created. A
+    missing directory is created with its parents (as ``mkdir -p``, and as ``--output-dir`` makes
+    its folder); a parent that is a file, ``path`` being a directory, or creating a file next to
+    it failing are errors. That last check really creates (and removes) a file, since permission
+    bits say nothing to root, who may still not write in ``/proc`` or on a read-only mount."""
     path = Path(path)
     parent = path.parent
-    if not parent.exists():
-        raise SinkError(f"cannot write '{path}': directory '{parent}' does not exist")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        pass  # a file in the way: said below
+    except OSError as error:
+        raise SinkError(f"cannot write '{path}': cannot create directory '{parent}': {_os_reason(error)}") from None
     if not parent.is_dir():
-        raise SinkError(f"cannot write '{path}': '{parent}' is not a directory")
+        in_the_way = next((folder for folder in (parent, *parent.parents) if folder.exists()), parent)
+        raise SinkError(f"cannot write '{path}': '{in_the_way}' is not a directory")
     if path.is_dir():
         raise SinkError(f"cannot write '{path}': it is a directory")
     probe = parent / f".{path.name}.{os.getpid()}.probe"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -21,10 +22,28 @@ log = logging.getLogger(__name__)
 
 
 def _default_capture(index: int):
-    """``cv2.VideoCapture`` on the platform's native camera API (V4L2 on Linux)."""
-    if sys.platform.startswith("linux"):
-        return cv2.VideoCapture(index, cv2.CAP_V4L2)
-    return cv2.VideoCapture(index)
+    """``cv2.VideoCapture`` on the platform's native camera API (V4L2 on Linux), opened with
+    OpenCV's own log silenced: a missing camera is our one line ("no camera at index 5"), not
+    OpenCV's ``[ WARN ... cap_v4l ...]`` lines before it (``--verbose`` keeps them)."""
+    with _opencv_quiet(not log.isEnabledFor(logging.DEBUG)):
+        if sys.platform.startswith("linux"):
+            return cv2.VideoCapture(index, cv2.CAP_V4L2)
+        return cv2.VideoCapture(index)
+
+
+@contextlib.contextmanager
+def _opencv_quiet(quiet: bool = True):
+    """OpenCV's log level at errors-only for the block, as it was after (a no-op when not ``quiet``)."""
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if not quiet or logging_api is None:
+        yield
+        return
+    before = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(before)
 
 
 class CameraSource(DeviceReader):

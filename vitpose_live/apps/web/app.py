@@ -17,6 +17,7 @@ import gradio as gr
 
 from ...defaults import check_at_least
 from ...models.loading import ModelLoadError, check_models, quiet_hub_logging
+from ..flags import web_app_parser
 from . import jobs
 from .frames import jpeg_file
 from .payloads import Limits
@@ -201,22 +202,8 @@ def build_demo(model: str | None = None, detector: str | None = None, device: st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="app.py",
-        description="The vitpose_live web app (Gradio). With --source, app.py is the command line instead "
-        "(see app.py --source X --help).",
-        epilog=f"WebRTC's STUN/TURN servers (for the Webcam tab across NAT): ${ICE_ENV}, RTCIceServer JSON.",
-    )
-    parser.add_argument("--model", help="ViTPose Hub id or local directory, offered first in the model list")
-    parser.add_argument("--detector", help="person detector Hub id or local directory (default: the device's)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16")
-    parser.add_argument("--server-name", help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
-    parser.add_argument("--server-port", type=int, help="port (default 7860, or $GRADIO_SERVER_PORT)")
-    parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
-    parser.add_argument("--webrtc-sessions", type=_at_least_one, default=4, metavar="N",
-                        help="WebRTC webcam streams at once (default 4; the next page is told the server is busy)")
-    return parser
+    """The web app's flags (:func:`vitpose_live.apps.flags.web_app_parser`, readable without gradio)."""
+    return web_app_parser()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,13 +238,6 @@ def main(argv: list[str] | None = None) -> None:
     demo.block_thread()
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-        check_at_least("it", value, 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
-    return value
 
 
 def launch_lines(local_url: str, share_url: str | None) -> str:

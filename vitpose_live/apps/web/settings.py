@@ -34,11 +34,11 @@ PAGE_MAX_PERSONS = 20
 
 def defaults_for(device: str, model: str | None = None, detector: str | None = None) -> Choice:
     """What a page starts with: the device's profile (:mod:`vitpose_live.engine.profiles`, the same
-    choice as the command line's ``auto``), with ``--model`` / ``--detector`` winning. The
-    interval and person-cap sliders start at the profile's values whichever detector runs."""
-    profile = profile_for(device)
-    choice = resolve(profile, model or AUTO, detector or AUTO)
-    return replace(choice, det_every=profile.det_every, max_persons=profile.max_persons or PAGE_MAX_PERSONS)
+    choice as the command line's ``auto``), with ``--model`` / ``--detector`` winning, by the same
+    rule (:func:`~vitpose_live.engine.profiles.resolve`). Where the profile caps nothing (a GPU),
+    the person slider starts at :data:`PAGE_MAX_PERSONS`."""
+    choice = resolve(profile_for(device), model or AUTO, detector or AUTO)
+    return replace(choice, max_persons=choice.max_persons or PAGE_MAX_PERSONS)
 
 
 @dataclass(frozen=True)

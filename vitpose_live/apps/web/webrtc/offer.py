@@ -18,8 +18,8 @@ from aiortc import RTCIceServer, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
 from ....errors import VitposeError
+from ...flags import ICE_ENV
 
-ICE_ENV = "VITPOSE_ICE_SERVERS"
 MAX_OFFER_BYTES = 64 * 1024  # Chromium's offer with a data channel and its candidates: ~4 KB
 MAX_MESSAGE_BYTES = 4096  # a data channel message, and an offer's settings as JSON
 MAX_KEY_CHARS = 128
