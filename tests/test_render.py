@@ -354,3 +354,28 @@ def test_the_hud_fits_a_tiny_image():
     image = np.full((20, 30, 3), 128, np.uint8)
     HudAnnotator(position="bottom_right").annotate(image, HUD_LINES)
     assert image.shape == (20, 30, 3)
+
+
+def two_people_one_filled_in() -> Poses:
+    """The same left arm twice, 200 px apart: the first person seen, the second interpolated."""
+    seen = person({"left_shoulder": A, "left_elbow": (A[0], A[1] + 100)})
+    filled = person({"left_shoulder": B, "left_elbow": (B[0], B[1] + 100)})
+    return Poses(np.concatenate([seen.keypoints, filled.keypoints]), np.concatenate([seen.scores, filled.scores]),
+                 np.concatenate([seen.boxes, filled.boxes]), [0.9, 0.9], track_ids=[1, 2])
+
+
+def test_an_interpolated_person_is_drawn_dimmed_and_thinner_so_a_viewer_can_tell():
+    poses = two_people_one_filled_in()
+    image = PoseAnnotator(show_ids=False).annotate(scene(), poses, interpolated=np.array([False, True]))
+    seen_edge, filled_edge = (A[0], A[1] + 50), (B[0], B[1] + 50)
+    assert near(at(image, seen_edge), LEFT) and near(at(image, A), LEFT, tolerance=2)
+    assert near(at(image, filled_edge), np.array(LEFT) // 2, tolerance=25)  # half as bright
+    assert near(at(image, B), np.array(LEFT) // 2, tolerance=2)
+
+    def width(x: float) -> int:  # lit pixels across the arm, on its middle row
+        return int((image[int(A[1]) + 50, int(x) - 10 : int(x) + 11].max(axis=1) > 20).sum())
+
+    image = PoseAnnotator(show_ids=False).annotate(scene(1080, 1920), poses, interpolated=np.array([False, True]))
+    assert width(B[0]) < width(A[0])  # at 1080p the lines of persons seen are thicker than one pixel
+    plain = PoseAnnotator(show_ids=False).annotate(scene(), poses)
+    assert near(at(plain, filled_edge), LEFT)  # unmarked: both drawn alike

@@ -17,6 +17,9 @@ KPT_THRESHOLD = 0.3  # a keypoint is drawn, smoothed and written above this scor
 # Tracking keeps existing people alive on detections down to this score (ByteTrack's second
 # stage); only those above the user's threshold start a track.
 WEAK_DETECTION_FLOOR = 0.3
+# Offline (--smooth offline): a track unseen for up to this many frames between two sightings
+# gets interpolated keypoints (--fill-gaps); a sixth of a second at 30 fps.
+FILL_GAPS = 5
 
 
 def auto_means_cuda(device: str = AUTO) -> bool:

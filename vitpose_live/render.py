@@ -136,6 +136,20 @@ def default_sizes(scene: np.ndarray) -> tuple[int, int]:
     return thickness, max(2, round(short / 270))
 
 
+def _subset(poses: Poses, chosen: np.ndarray) -> Poses:
+    """The persons of ``poses`` where ``chosen`` (N,) is true (``poses`` itself when all are)."""
+    if chosen.all():
+        return poses
+    ids = None if poses.track_ids is None else poses.track_ids[chosen]
+    return poses.replace(keypoints=poses.keypoints[chosen], scores=poses.scores[chosen], boxes=poses.boxes[chosen],
+                         box_scores=poses.box_scores[chosen], track_ids=ids)  # fmt: skip
+
+
+def _dimmed(color: Color, dim: bool) -> Color:
+    """Half as bright when ``dim`` (an interpolated person)."""
+    return tuple(c // 2 for c in color) if dim else color
+
+
 @dataclass(eq=False)
 class PoseAnnotator:
     """Draws skeletons (edges and keypoints), and optionally boxes and track ids.
@@ -155,9 +169,12 @@ class PoseAnnotator:
     show_edges: bool = True
     antialias: bool = True
 
-    def annotate(self, scene: np.ndarray, poses: Poses, kpt_threshold: float | None = None) -> np.ndarray:
+    def annotate(self, scene: np.ndarray, poses: Poses, kpt_threshold: float | None = None, *,
+                 interpolated: np.ndarray | None = None) -> np.ndarray:
         """Draw ``poses`` onto ``scene`` (HxWx3 uint8 RGB) in place and return it; keypoints above
-        ``kpt_threshold`` (None: this annotator's own), so drawing can follow the engine's."""
+        ``kpt_threshold`` (None: this annotator's own), so drawing can follow the engine's. Persons
+        marked ``interpolated`` ((N,) bool: filled in across a gap, not seen) are drawn dimmed, in
+        half-bright colours with thin lines and small points, under the persons seen."""
         kpt_threshold = self.kpt_threshold if kpt_threshold is None else kpt_threshold
         if len(poses) == 0:
             return scene
@@ -169,24 +186,34 @@ class PoseAnnotator:
         ids = poses.track_ids if self.show_ids else None
         if self.show_boxes:
             self._boxes(scene, poses, max(1, thickness // 2), line)
-        if self.show_edges or self.show_keypoints:
-            plan = _plan(poses.keypoint_names, poses.edges)
-            kp = poses.keypoints.transpose(1, 0, 2)  # (K, N, 2): keypoint-major, so runs stay together
-            # abs(nan) < x is False, so this also drops NaN and inf.
-            ok = (poses.scores.T > kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
-            fixed = np.rint(np.where(ok[..., None], kp, 0) * _ONE).astype(np.int32)
-            if self.show_edges and len(plan.ends):
-                segments = fixed[plan.ends].transpose(0, 2, 1, 3)  # (E, N, 2 ends, 2)
-                both = ok[plan.ends].all(1)  # (E, N)
-                for color, chosen in _in_runs(segments, both, plan.edge_runs):
-                    cv2.polylines(scene, chosen, False, color, thickness, line, _SHIFT)
-            if self.show_keypoints:
-                points = fixed[plan.points][:, :, None]  # (K, N, 1, 2): one-point closed polylines
-                for color, chosen in _in_runs(points, ok[plan.points], plan.point_runs):
-                    cv2.polylines(scene, chosen, True, color, 2 * radius, line, _SHIFT)
+        filled = np.zeros(len(poses), bool) if interpolated is None else np.asarray(interpolated, bool)
+        if filled.any():
+            self._skeleton(scene, _subset(poses, filled), kpt_threshold, (1, max(2, radius // 2)), line, dim=True)
+        self._skeleton(scene, _subset(poses, ~filled), kpt_threshold, (thickness, radius), line)
         if ids is not None:
             self._ids(scene, poses.boxes, ids)
         return scene
+
+    def _skeleton(self, scene: np.ndarray, poses: Poses, kpt_threshold: float, sizes: tuple[int, int], line: int,
+                  dim: bool = False) -> None:
+        """Edges and keypoints of ``poses``, one ``cv2.polylines`` call per colour."""
+        if not (self.show_edges or self.show_keypoints) or len(poses) == 0:
+            return
+        thickness, radius = sizes
+        plan = _plan(poses.keypoint_names, poses.edges)
+        kp = poses.keypoints.transpose(1, 0, 2)  # (K, N, 2): keypoint-major, so runs stay together
+        # abs(nan) < x is False, so this also drops NaN and inf.
+        ok = (poses.scores.T > kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
+        fixed = np.rint(np.where(ok[..., None], kp, 0) * _ONE).astype(np.int32)
+        if self.show_edges and len(plan.ends):
+            segments = fixed[plan.ends].transpose(0, 2, 1, 3)  # (E, N, 2 ends, 2)
+            both = ok[plan.ends].all(1)  # (E, N)
+            for color, chosen in _in_runs(segments, both, plan.edge_runs):
+                cv2.polylines(scene, chosen, False, _dimmed(color, dim), thickness, line, _SHIFT)
+        if self.show_keypoints:
+            points = fixed[plan.points][:, :, None]  # (K, N, 1, 2): one-point closed polylines
+            for color, chosen in _in_runs(points, ok[plan.points], plan.point_runs):
+                cv2.polylines(scene, chosen, True, _dimmed(color, dim), 2 * radius, line, _SHIFT)
 
     def _boxes(self, scene: np.ndarray, poses: Poses, thickness: int, line: int) -> None:
         ok = (np.abs(poses.boxes) < _FAR).all(-1)

@@ -118,3 +118,26 @@ def test_an_unknown_keypoints_extension_is_one_line_before_any_work(run_cli, tmp
     code, err = run_cli("--source", clip, "--keypoints", tmp_path / "k.txt")
     assert code == 2 and err.count("\n") == 1 and ".jsonl, .csv or .json" in err and "Traceback" not in err
     assert not (tmp_path / "k.txt").exists()
+
+
+def test_persons_filled_in_are_marked_in_jsonl_csv_and_coco_and_only_they(tmp_path):
+    """An offline run's header lists ``interpolated`` in ``person_fields``; a filled-in person
+    carries ``"interpolated": true`` (JSON lines, COCO), 1 in the CSV's ``interpolated`` column."""
+    header = {**HEADER, "person_fields": ["interpolated"]}
+    marks = [np.array([False, True]), np.array([], bool), np.array([True])]
+    frames = [poses(2, tracked=True), poses(0), poses(1, tracked=True)]
+    for name in ("k.jsonl", "k.csv", "k.json"):
+        with open_keypoints_sink(tmp_path / name, header) as sink:
+            for index, (frame_poses, marked) in enumerate(zip(frames, marks)):
+                sink.write(index, index / 30, frame_poses, interpolated=marked)
+
+    _, records = read_keypoints_jsonl(tmp_path / "k.jsonl")
+    assert [[p.get("interpolated") for p in r["persons"]] for r in records] == [[None, True], [], [True]]
+    with open(tmp_path / "k.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == csv_columns(COCO.keypoint_names, ["interpolated"]) and list(rows[0])[-1] == "interpolated"
+    assert [r["interpolated"] for r in rows] == ["0", "1", "1"]
+    results = json.loads((tmp_path / "k.json").read_text())
+    assert [r.get("interpolated") for r in results] == [None, True, True]
+    convert_keypoints(tmp_path / "k.jsonl", tmp_path / "converted.csv")  # the header carries the column over
+    assert (tmp_path / "converted.csv").read_text() == (tmp_path / "k.csv").read_text()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..defaults import FILL_GAPS
 from .joining import Joining, JoinSettings, join_tracklets
 from .smoothing import SmoothSettings, smooth_series
 from ..skeletons import COCO
@@ -219,7 +220,7 @@ class AnalysisSettings:
     that many missing frames (0: none), ``smooth`` (:class:`SmoothSettings`; None: not at all)."""
 
     join: JoinSettings | None = field(default_factory=JoinSettings)
-    fill_gaps: int = 5
+    fill_gaps: int = FILL_GAPS
     smooth: SmoothSettings | None = field(default_factory=SmoothSettings)
 
 

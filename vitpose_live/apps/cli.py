@@ -13,12 +13,12 @@ import logging
 import os
 import sys
 
-from ..defaults import DET_THRESHOLD, KPT_THRESHOLD
+from ..defaults import DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD
 from ..errors import UserError
 from .collection import add_collection_arguments
 from .console import EXIT_INTERRUPTED, EXIT_OK, PROG, fail, quiet_libraries, reported, stop_on_sigterm
 from .flags import check_flags
-from .request import Request, check_request
+from .request import OFFLINE, Request, check_request
 
 __all__ = ["UserError", "build_parser", "console_main", "main", "parse_request", "run_request", "stop_on_sigterm"]
 
@@ -102,8 +102,14 @@ def _live_arguments(live) -> None:
     live.add_argument("--latency-target", type=float, default=None, metavar="MS",
                       help="live sources: detect less often while the median latency is over MS (and more often "
                       "when well under); the interval is reported in --stats-json")
-    live.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
-                      help="One Euro smoothing of keypoints per person (default: on for live sources)")
+    live.add_argument("--smooth", nargs="?", const=True, default=None, choices=[OFFLINE],
+                      help="--smooth: One Euro smoothing of keypoints per person, causal (default: on for live "
+                      "sources); --smooth offline (files and collections): a second pass over every track, "
+                      "zero lag, gaps filled, ids joined through occlusions (implies tracking)")
+    live.add_argument("--no-smooth", dest="smooth", action="store_const", const=False, help="no smoothing")
+    live.add_argument("--fill-gaps", type=int, default=None, metavar="N",
+                      help=f"--smooth offline: interpolate a person unseen for up to N frames between two sightings "
+                      f"(marked interpolated; default {FILL_GAPS}, 0: none)")
     live.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower: smoother)")
     live.add_argument("--smooth-beta", type=float, default=0.05, help="One Euro speed coefficient (higher: less lag)")
     live.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None, help="draw fps/latency on frames")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..defaults import file_batch
@@ -27,6 +27,7 @@ class Summary:
     interrupted: bool = False
     stats: dict | None = None
     detection: str | None = None  # the detector's interval and the person cap, in words
+    analysis: dict | None = None  # --smooth offline: the analysis' counts (tracklets joined, ...)
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -45,6 +46,9 @@ class Summary:
                 f"; latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms; "
                 f"{self.stats['frames_dropped']} frame(s) dropped"
             )
+        if self.analysis:
+            line += (f"; offline: {self.analysis['tracklets_joined']} tracklet(s) joined, "
+                     f"{self.analysis['interpolated']} person-frame(s) filled in")
         return line
 
 
@@ -64,12 +68,12 @@ def engine_options(request: Request, *, live: bool):
     choice = model_choice(request)
     models = ModelOptions(choice.model, choice.detector, request.device, request.dtype, request.expert, request.flip_test,
                           request.cuda_graphs, request.compile, detector_size=choice.detector_size)
+    one_euro = live if request.smooth is None else request.smooth is True  # offline smooths after the run instead
     settings = FrameSettings(
         det_threshold=request.det_threshold, max_persons=choice.max_persons, kpt_threshold=request.kpt_threshold,
-        smooth=live if request.smooth is None else request.smooth, smooth_min_cutoff=request.smooth_min_cutoff,
-        smooth_beta=request.smooth_beta,
+        smooth=one_euro, smooth_min_cutoff=request.smooth_min_cutoff, smooth_beta=request.smooth_beta,
     )
-    return EngineOptions(models, settings, live=live, det_every=choice.det_every,
+    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1, tracking=request.offline,
                          detector_gap_s=choice.detector_gap_s if live else 0.0)
 
 
@@ -98,7 +102,7 @@ def open_input(request: Request, spec):
     return open_source(spec, **options)
 
 
-def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing: tuple):
+def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing: tuple, person_fields=()):
     """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
     video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
     from ..models.device import background_io
@@ -131,6 +135,8 @@ def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing:
         if request.keypoints:
             header = keypoints_header(engine, {"source": request.source, "width": info.width,
                                                "height": info.height, "fps": info.fps})
+            if person_fields:  # optional per-person fields this file's persons may carry (CSV columns)
+                header["person_fields"] = list(person_fields)
             outputs.records.append(open_keypoints_sink(request.keypoints, header=header))
     except BaseException:
         outputs.abort()
@@ -164,6 +170,8 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     from ..procs.decode_process import DecodeProcessSource
     from .viewer import Viewer
 
+    if request.offline:
+        return annotate_offline(request, spec, engine)
     source = open_input(request, spec)
     live = source.is_live or request.realtime
     try:
@@ -197,11 +205,50 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     if controller is not None:
         stats["latency_control"] = controller.report(engine)
     if request.stats_json:
-        _write_stats(request, outputs, stats)
+        write_stats(request, outputs, stats)
     if report.frames == 0 and not report.interrupted and not live:
         raise UserError(f"'{request.source}' has no frames")
     return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
                    report.interrupted, stats if live else None, describe(engine.det_every, engine.settings.max_persons))
+
+
+def annotate_offline(request: Request, spec, engine=None) -> Summary:
+    """``--smooth offline``: the file through the engine (tracked, keypoints kept), analysed, then
+    decoded again and every output written from the analysed poses
+    (:func:`~vitpose_live.runtime.offline_run.run_offline`). Decoded and drawn in this process
+    (``--io-processes`` is for one-pass runs)."""
+    from ..analysis.offline import AnalysisSettings
+    from ..engine.profiles import describe
+    from ..engine.recipe import build_engine
+    from ..render import HudAnnotator, PoseAnnotator
+    from ..runtime.offline_run import run_offline
+    from ..runtime.run import RunOptions
+
+    request = replace(request, io_processes=False)
+    source = open_input(request, spec)
+    try:
+        if engine is None:
+            engine = build_engine(engine_options(request, live=False))
+            _warn_about(engine, request)
+        else:
+            engine.reset()
+        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes)
+        outputs = open_outputs(request, spec, source, engine, live=False, person_fields=("interpolated",),
+                               drawing=(annotator, HudAnnotator(enabled=False)))  # fmt: skip
+    except BaseException:
+        source.close()
+        raise
+    info = source.info
+    options = RunOptions(batch=1, total=info.frame_count, progress=not request.no_progress)
+    report = run_offline(source, lambda: open_input(request, spec), engine, outputs, options,
+                         AnalysisSettings(fill_gaps=request.gaps_filled), annotator=annotator)  # fmt: skip
+    if request.stats_json:
+        write_stats(request, outputs, report.stats)
+    if report.frames == 0 and not report.interrupted:
+        raise UserError(f"'{request.source}' has no frames")
+    return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
+                   report.interrupted, detection=describe(engine.det_every, engine.settings.max_persons),
+                   analysis=report.stats["offline"])
 
 
 def _warn_about(engine, request: Request) -> None:
@@ -230,7 +277,7 @@ def _native_on_cpu(dtype) -> bool:
     return dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _write_stats(request: Request, outputs, stats: dict) -> None:
+def write_stats(request: Request, outputs, stats: dict) -> None:
     try:
         Path(request.stats_json).write_text(json.dumps(stats, indent=2) + "\n")
     except OSError as error:  # e.g. the disk filled up: leave nothing half-written

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ..defaults import AUTO, DET_THRESHOLD, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
+from ..defaults import AUTO, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
 from ..errors import UserError
 
 FORMATS = ("jsonl", "csv", "coco")
+OFFLINE = "offline"  # --smooth offline: the two-pass, zero-lag analysis of a file
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Request:
     realtime: bool = False
     det_every: int | None = None
     latency_target: float | None = None
-    smooth: bool | None = None
+    smooth: bool | str | None = None  # True: One Euro; OFFLINE: the offline analysis; None: the source's default
+    fill_gaps: int | None = None
     smooth_min_cutoff: float = 1.0
     smooth_beta: float = 0.05
     hud: bool | None = None
@@ -79,6 +81,16 @@ class Request:
     @property
     def is_collection(self) -> bool:
         return self.output_dir is not None
+
+    @property
+    def offline(self) -> bool:
+        """``--smooth offline``: two passes over a file, zero-lag smoothing, gaps filled, ids joined."""
+        return self.smooth == OFFLINE
+
+    @property
+    def gaps_filled(self) -> int:
+        """Frames ``--fill-gaps`` fills (offline), the default when not given."""
+        return FILL_GAPS if self.fill_gaps is None else self.fill_gaps
 
 
 def check_request(request: Request):
@@ -135,12 +147,19 @@ def _check_numbers(request: Request, *, live: bool) -> None:
         raise UserError("--io-processes draws in another process: it does not go with --window")
     if request.latency_target and not live:
         raise UserError("--latency-target is for live sources (a webcam, a stream, or a file with --realtime)")
+    if request.offline and live:
+        raise UserError("--smooth offline is for files: a live source (a webcam, a stream, --realtime) stays causal; "
+                        "use --smooth")
+    if request.fill_gaps is not None and not request.offline:
+        raise UserError("--fill-gaps is for --smooth offline")
 
 
 def _check_ranges(request: Request) -> None:
     """The shared validators (:mod:`vitpose_live.defaults`) on the flags' values."""
     for name in ("max_persons", "det_every", "batch"):
         check_at_least(_flag(name), getattr(request, name), 1)
+    if request.fill_gaps is not None:
+        check_not_negative("--fill-gaps", request.fill_gaps)
     if request.detector_size != AUTO:
         side = int(request.detector_size) if str(request.detector_size).isdigit() else 0
         if side < 32:

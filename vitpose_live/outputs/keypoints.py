@@ -26,7 +26,8 @@ class KeypointsJsonlSink(TextSink):
          "keypoints": [[x, y, score], ...], "track_id": 3}]}
 
     Pixels are rounded to 2 decimals, scores and times to 4; ``track_id`` is there only when
-    the poses are tracked. The file is flushed every ``flush_every`` frames and on close.
+    the poses are tracked, ``"interpolated": true`` only on persons an offline run filled in
+    across a gap (the header's ``person_fields`` then lists it). The file is flushed every ``flush_every`` frames and on close.
     """
 
     def __init__(self, path: str | Path, *, header: dict, flush_every: int = 30) -> None:
@@ -55,11 +56,12 @@ def open_keypoints_sink(path: str | Path, header: dict):
     return sink(path, header=header)
 
 
-def csv_columns(keypoint_names) -> list[str]:
+def csv_columns(keypoint_names, person_fields=()) -> list[str]:
     """frame, time, person, track_id, x1, y1, x2, y2, box_score, then ``<name>_x``, ``<name>_y``,
-    ``<name>_score`` per keypoint (the web app's CSV has the same columns)."""
+    ``<name>_score`` per keypoint (the web app's CSV has the same columns), then one column per
+    optional person field the file carries (its header's ``person_fields``: ``interpolated``)."""
     columns = ["frame", "time", "person", "track_id", "x1", "y1", "x2", "y2", "box_score"]
-    return columns + [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")]
+    return columns + [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")] + list(person_fields)
 
 
 class KeypointsCsvSink(TextSink):
@@ -69,13 +71,15 @@ class KeypointsCsvSink(TextSink):
     def __init__(self, path: str | Path, *, header: dict) -> None:
         super().__init__(path, newline="")
         self._writer = csv.writer(self._file)
-        self._guarded(self._writer.writerow, csv_columns(header["keypoint_names"]))
+        self._fields = tuple(header.get("person_fields", ()))
+        self._guarded(self._writer.writerow, csv_columns(header["keypoint_names"], self._fields))
 
     def write_record(self, record: dict) -> None:
         rows = []
         for n, person in enumerate(record["persons"]):
             row = [record["frame"], record["time"], n, person.get("track_id"), *person["box"], person["score"]]
             row += [value for keypoint in person["keypoints"] for value in keypoint]
+            row += [int(bool(person.get(name))) for name in self._fields]  # a flag: 1 or 0
             rows.append(["" if value is None else value for value in row])
         self._guarded(self._writer.writerows, rows)
         self.frames_written += 1
@@ -85,7 +89,7 @@ def coco_results(record: dict) -> list[dict]:
     """One frame's persons as COCO keypoint results: ``image_id`` the frame index,
     ``category_id`` 1 (person), ``keypoints`` [x, y, v, ...] with the keypoint score as v,
     ``score`` the person's detection score, ``bbox`` [x, y, width, height], and ``track_id``
-    when tracked."""
+    when tracked; ``interpolated`` true on persons filled in across a gap (offline runs)."""
     results = []
     for person in record["persons"]:
         x1, y1, x2, y2 = (0.0 if v is None else v for v in person["box"])
@@ -98,6 +102,8 @@ def coco_results(record: dict) -> list[dict]:
         }
         if "track_id" in person:
             result["track_id"] = person["track_id"]
+        if person.get("interpolated"):
+            result["interpolated"] = True
         results.append(result)
     return results
 

@@ -31,7 +31,7 @@ def check_writable(path: str | Path) -> None:
     except (FileExistsError, NotADirectoryError):
         pass  # a file in the way: said below
     except OSError as error:
-        raise SinkError(f"cannot write '{path}': cannot create directory '{parent}': {_os_reason(error)}") from None
+        raise SinkError(f"cannot write '{path}': cannot create directory '{parent}': {os_reason(error)}") from None
     if not parent.is_dir():
         in_the_way = next((folder for folder in (parent, *parent.parents) if folder.exists()), parent)
         raise SinkError(f"cannot write '{path}': '{in_the_way}' is not a directory")

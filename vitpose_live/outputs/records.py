@@ -42,8 +42,10 @@ def keypoints_header(engine, source_info: dict) -> dict:
     }
 
 
-def frame_record(frame_index: int, time: float | None, poses: Poses) -> dict:
-    """One frame's poses as the JSON-ready record of a keypoints line."""
+def frame_record(frame_index: int, time: float | None, poses: Poses, *, interpolated=None) -> dict:
+    """One frame's poses as the JSON-ready record of a keypoints line. ``interpolated`` ((N,)
+    bool, offline runs): the persons filled in across a gap get ``"interpolated": true`` (only
+    they: a person seen has no such key)."""
     xy = rounded(poses.keypoints, 2)
     scores = rounded(poses.scores, 4)
     boxes = rounded(poses.boxes, 2)
@@ -57,6 +59,8 @@ def frame_record(frame_index: int, time: float | None, poses: Poses) -> dict:
         }
         if poses.track_ids is not None:
             person["track_id"] = int(poses.track_ids[n])
+        if interpolated is not None and interpolated[n]:
+            person["interpolated"] = True
         persons.append(person)
     seconds = None if time is None else round(float(time), 4)
     return {"frame": int(frame_index), "time": seconds, "persons": persons}

@@ -157,16 +157,10 @@ class _Loop:
         lines = hud_lines(stats, poses) if self.hud is not None and self.hud.enabled else []
         if self.outputs.pictures or self.options.draw:
             # drawn at the engine's keypoint threshold: the one the smoother and the keypoint files use
-            picture = self.annotator.annotate(self._canvas(frame.image), poses, self.engine.settings.kpt_threshold)
-            if lines:
-                self.hud.annotate(picture, lines)
-        with held():  # a frame's picture and its keypoints line: both or neither
-            for sink in self.outputs.pictures:
-                sink.write(picture, stamp)
-            for scene in self.outputs.scenes:
-                scene.write_scene(frame, poses, stamp, tuple(lines))
-            for sink in self.outputs.records:
-                sink.write(frame.index, stamp, poses)
+            picture = draw(self.annotator, self._canvas(frame.image), poses, self.engine.settings.kpt_threshold,
+                           self.hud, lines)  # fmt: skip
+        with held():
+            write_frame(self.outputs, frame, poses, stamp, picture, lines)
             self.frames += 1
             self.persons += len(poses)
         self.detections += int(result.detected)
@@ -184,6 +178,30 @@ class _Loop:
         self._bar.update(1)
         self._bar.set_postfix(fps=f"{stats.recent_fps():.1f}", persons=len(poses), refresh=False)
         return stop
+
+
+def draw(annotator: PoseAnnotator, canvas: np.ndarray, poses, kpt_threshold: float, hud: HudAnnotator | None = None,
+         lines=(), interpolated: np.ndarray | None = None) -> np.ndarray:
+    """``canvas`` with ``poses`` drawn at ``kpt_threshold`` (persons ``interpolated`` (N,) bool
+    dimmed) and the HUD's ``lines`` over them."""
+    picture = annotator.annotate(canvas, poses, kpt_threshold, interpolated=interpolated)
+    if lines and hud is not None:
+        hud.annotate(picture, list(lines))
+    return picture
+
+
+def write_frame(outputs: Outputs, frame, poses, stamp: float | None, picture: np.ndarray | None, lines=(),
+                **extras) -> None:
+    """One frame to every output: its picture to the picture sinks, frame + poses to the scene sinks,
+    its keypoints record (with ``extras``, e.g. ``interpolated``) to the record sinks; all or
+    none, even when Ctrl-C lands in between (the run loop and the offline second pass both)."""
+    with held():
+        for sink in outputs.pictures:
+            sink.write(picture, stamp)
+        for scene in outputs.scenes:
+            scene.write_scene(frame, poses, stamp, tuple(lines))
+        for sink in outputs.records:
+            sink.write(frame.index, stamp, poses, **extras)
 
 
 def hud_lines(stats: PipelineStats, poses) -> list[str]:

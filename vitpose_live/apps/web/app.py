@@ -15,7 +15,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from ...defaults import check_at_least
 from ...models.loading import ModelLoadError, check_models, quiet_hub_logging
 from ..flags import web_app_parser
 from . import jobs
@@ -24,7 +23,7 @@ from .payloads import Limits
 from .settings import MODEL_CHOICES, Settings, defaults_for
 from .state import LiveSession, ModelCache, SessionClosed, SessionRegistry, gpu
 from .webcam_rtc import WebcamPeers
-from .webrtc import ICE_ENV, WebRTCError
+from .webrtc import WebRTCError
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from ...outputs.keypoints import KeypointsCsvSink
 from ...models.loading import ModelLoadError
 from ...runtime.pipeline import PipelineError
 from ...outputs.base import Outputs
+from ...runtime.offline_run import run_offline
 from ...runtime.run import RunOptions, run
 from ...outputs.keypoints import KeypointsJsonlSink
 from ...outputs.paths import SinkError
@@ -142,25 +143,41 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
         header = keypoints_header(engine, {"source": name, "width": info.width, "height": info.height, "fps": info.fps})
         total = info.frame_count or (round(duration * info.fps) if duration else None)
         progress(0, desc="Loading the video")
+        offline = settings.offline_settings()
+        if offline is not None:
+            header["person_fields"] = ["interpolated"]
         outputs = Outputs(
             [VideoFileSink(files[0], width=info.width, height=info.height, fps=info.fps,
                            audio_from=path if info.has_audio else None,
                            background=background_io(engine.pose.device, live=False))],
             [KeypointsJsonlSink(files[1], header=header), KeypointsCsvSink(files[2], header=header)],
         )
-        batch = file_batch(engine.pose.placement.is_cuda)
-        report = run(source, engine, outputs, RunOptions(batch=batch, total=total, progress=False),
-                     annotator=settings.annotator(), on_frame=_progress(name, limits, total, progress))
-    except (SinkError, PipelineError, ValueError) as error:
+        options = RunOptions(batch=file_batch(engine.pose.placement.is_cuda), total=total, progress=False)
+        on_frame = _progress(name, limits, total, progress)
+        if offline is None:
+            report = run(source, engine, outputs, options, annotator=settings.annotator(), on_frame=on_frame)
+        else:  # smoothed with no lag: a second decode draws from the analysed tracks
+            reopen = lambda: VideoFileSource(path, threads=decode_threads(models.device))  # noqa: E731
+            report = run_offline(source, reopen, engine, outputs, options, offline, annotator=settings.annotator(),
+                                 on_frame=on_frame)  # fmt: skip
+    except (SinkError, PipelineError, SourceError, ValueError) as error:
         raise gr.Error(str(error).replace(str(path), name)) from None
     finally:
         source.close()
     if report.frames == 0:
         raise gr.Error(f"'{name}' has no frames")
-    seconds = time.monotonic() - started
+    return (*map(str, files), _video_summary(report, time.monotonic() - started, info.has_audio))
+
+
+def _video_summary(report, seconds: float, audio: bool) -> str:
+    """The Video tab's line: frames, rate, persons, and what the offline smoothing did."""
     summary = (f"{report.frames} frame(s) in {seconds:.1f} s ({report.frames / max(seconds, 1e-9):.1f} frames/s), "
-               f"{report.persons / report.frames:.1f} person(s) per frame" + ("; audio kept" if info.has_audio else ""))
-    return (*map(str, files), summary)
+               f"{report.persons / report.frames:.1f} person(s) per frame" + ("; audio kept" if audio else ""))
+    analysis = report.stats.get("offline")
+    if analysis:
+        summary += (f"; smoothed with no lag, {analysis['tracklets_joined']} tracklet(s) joined, "
+                    f"{analysis['interpolated']} person-frame(s) filled in")
+    return summary
 
 
 def _progress(name: str, limits: Limits, total: int | None, progress):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ...analysis.offline import AnalysisSettings
+from ...analysis.smoothing import SmoothSettings
 from ...defaults import DEFAULT_POSE_MODEL, DET_THRESHOLD, KPT_THRESHOLD, check_fraction
 from ...engine.recipe import EngineOptions, FrameSettings
 from ...engine.profiles import AUTO, Choice, profile_for, resolve
@@ -92,9 +94,20 @@ class Settings:
                              kpt_threshold=self.kpt_threshold, smooth=self.smooth, smooth_min_cutoff=self.min_cutoff)
 
     def engine_options(self, *, live: bool, detector_gap_s: float = 0.0) -> EngineOptions:
-        """``detector_gap_s``: the detector's pace while persons are tracked (live only)."""
-        return EngineOptions(settings=self.frame_settings(), live=live, det_every=self.det_every,
+        """``detector_gap_s``: the detector's pace while persons are tracked (live only). A video
+        (not live) with smoothing is tracked and smoothed afterwards (:meth:`offline_settings`),
+        not by One Euro."""
+        frame = self.frame_settings() if live else replace(self.frame_settings(), smooth=False)
+        return EngineOptions(settings=frame, live=live, det_every=self.det_every, tracking=self.smooth,
                              detector_gap_s=detector_gap_s if live else 0.0)
+
+    def offline_settings(self) -> AnalysisSettings | None:
+        """The Video tab's smoothing: the offline analysis (zero lag, gaps filled, ids joined), its
+        widest window from the strength slider (0 → 0.5 s, 0.5 → 1 s as on the command line,
+        1 → 2 s); None without smoothing."""
+        if not self.smooth:
+            return None
+        return AnalysisSettings(smooth=SmoothSettings(window_s=2.0 ** (2.0 * self.smooth_strength - 1.0)))
 
     def annotator(self) -> PoseAnnotator:
         return PoseAnnotator(kpt_threshold=self.kpt_threshold, show_boxes=self.show_boxes, show_ids=self.show_ids)
