@@ -10,7 +10,7 @@ the same machine load. Then an aiortc client in this process (frames numbered by
 measures capture-to-return latency through the manager, trivial and slow: p50/p95 over the run
 and the p50 of its first and second halves (a delay that grows would show).
 
-    python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30]
+    python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30] [--app [--real-size]]
                                  [--client-seconds S] [--out bench/results/webrtc-cpu.json]
 """
 
@@ -156,6 +156,66 @@ async def client_latency(manager, seconds: float, size) -> dict:
             "ms_p50_second_half": ms(latencies[half:])}
 
 
+def http_rate(chromium, url: str, seconds: float) -> dict:
+    """Annotated frames per second a page's HTTP webcam (Gradio's streaming ``gr.Image``) shows."""
+    from support.webcam import open_page, output_rate, start_camera, stop_camera
+
+    page = open_page(chromium, url)
+    try:
+        start_camera(page)
+        row = output_rate(page, seconds)
+        stop_camera(page)
+        return row
+    finally:
+        page.context.close()
+
+
+def app_rows(chromium, args, size) -> dict:
+    """The web app itself, tiny models: over WebRTC (its default), over HTTP only (``webrtc=False``),
+    and Gradio's trivial stream app; with ``--real-size`` the CPU profile's models at real size
+    with random weights over WebRTC. Each page keeps its default controls."""
+    from support.models import save_tiny_models
+    from support.webcam import launch, trivial_stream_app
+
+    from vitpose_live.apps.web import PoseWebApp
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    pose_dir, det_dir = save_tiny_models(folder)
+    apps = {"app over WebRTC (tiny models)": PoseWebApp(pose_dir, det_dir, "cpu"),
+            "app over HTTP (tiny models)": PoseWebApp(pose_dir, det_dir, "cpu", webrtc=False)}
+    profile = {}
+    if args.real_size:
+        sys.path.insert(0, str(HERE))
+        from bench_live import profile_models
+
+        real_pose, real_det, profile = profile_models("cpu", folder / "real")
+        real = PoseWebApp(str(real_pose), str(real_det), "cpu")
+        real.models.detector_size, real.models.detector_gap_s = profile["detector_size"], profile["detector_gap_s"]
+        apps["app over WebRTC (CPU profile, real size, random weights)"] = real
+    trivial = trivial_stream_app()
+    demos = {name: app.build() for name, app in apps.items()}
+    urls = {name: launch(demo) for name, demo in demos.items()}
+    trivial_url = launch(trivial)
+    rows: dict = {}
+    try:
+        rows["Gradio trivial stream (HTTP)"] = http_rate(chromium, trivial_url, args.seconds)
+        for name, app in apps.items():
+            if app.webrtc is None:
+                rows[name] = http_rate(chromium, urls[name], args.seconds)
+            else:
+                rows[name] = measure(chromium, urls[name], args.seconds, app.webrtc.manager)
+                rows[name]["capture_to_return"] = asyncio.run(client_latency(app.webrtc.manager, args.seconds, size))
+            print(f"  {name}: {json.dumps(rows[name])}", flush=True)
+    finally:
+        trivial.close()
+        for demo in demos.values():
+            demo.close()
+        for app in apps.values():
+            if app.webrtc is not None:
+                app.webrtc.close()
+    return {"rows": rows, "real_size_profile": profile}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -163,6 +223,8 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="the fake camera's picture size")
     parser.add_argument("--slow-ms", type=float, default=30.0)
     parser.add_argument("--client-seconds", type=float, help="the aiortc client's run (default: --seconds)")
+    parser.add_argument("--app", action="store_true", help="also the web app: WebRTC, HTTP, Gradio's trivial stream")
+    parser.add_argument("--real-size", action="store_true", help="with --app: the CPU profile's real-size models too")
     parser.add_argument("--out", type=Path, default=RESULTS / "webrtc-cpu.json")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
@@ -200,6 +262,7 @@ def main() -> None:
                 for name, r in row.items():
                     if "line" in r:
                         print(f"  {name}: {r['line']} | bitrate {r.get('bitrate')}", flush=True)
+            web = app_rows(chromium, args, (width, height)) if args.app else None
         client_seconds = args.client_seconds or args.seconds
         latency = {name: asyncio.run(client_latency(servers[name], client_seconds, (width, height)))
                    for name in servers if name not in echoes}
@@ -219,6 +282,15 @@ def main() -> None:
         "rounds": rounds,
         "client_latency": {"seconds": client_seconds, **latency},
     }
+    if web is not None:
+        rows = web["rows"]
+        echo = rounds[-1]["aiortc echo + hints"]["shown_fps"]
+        trivial_fps = rows["Gradio trivial stream (HTTP)"]["fps"]
+        for row in rows.values():
+            fps = row.get("shown_fps", row.get("fps"))
+            row["ratio_to_echo"] = round(fps / max(echo, 1e-9), 3)
+            row["ratio_to_trivial_gradio"] = round(fps / max(trivial_fps, 1e-9), 3)
+        report["web_app"] = {"echo_shown_fps": echo, **web}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     ratios = [{k: v for k, v in r.items() if k.startswith("ratios")} for r in rounds]
