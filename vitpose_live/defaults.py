@@ -17,6 +17,8 @@ KPT_THRESHOLD = 0.3  # a keypoint is drawn, smoothed and written above this scor
 # Tracking keeps existing people alive on detections down to this score (ByteTrack's second
 # stage); only those above the user's threshold start a track.
 WEAK_DETECTION_FLOOR = 0.3
+# A stream that has not connected within this many seconds (every attempt together) is given up.
+CONNECT_TIMEOUT_S = 10.0
 
 
 def auto_means_cuda(device: str = AUTO) -> bool:
