@@ -90,6 +90,9 @@ def open_input(request: Request, spec):
         # room for the frames in flight: two batches queued for the model, one in it, some drawn
         return DecodeProcessSource(spec.text, slots=2 * (request.batch or 8) + 4,
                                    background=background_io(request.device, live=False), **options)
+    if spec.kind is SourceKind.STREAM:
+        options["connect_timeout"] = request.connect_timeout
+        options["on_status"] = lambda text: print(f"{PROG}: {text}", file=sys.stderr, flush=True)
     if spec.kind is SourceKind.CAMERA:
         if request.camera_size:
             options["width"], options["height"] = camera_size(request)

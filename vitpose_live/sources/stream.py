@@ -51,7 +51,7 @@ def _cause(error: BaseException, url: str, seconds: float, limit: float) -> str:
     if host and not _resolves(host):
         return f"name not found: '{host}'"
     if isinstance(error, av.error.ExitError) or seconds >= 0.9 * limit:
-        return f"no answer within {limit:g} s"
+        return f"no answer within {round(limit, 1):g} s"
     if isinstance(error, av.error.InvalidDataError):
         return "not a video stream (what it sends is no video format FFmpeg knows)"
     return _reason(error)
