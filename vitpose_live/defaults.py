@@ -20,6 +20,8 @@ WEAK_DETECTION_FLOOR = 0.3
 # Offline (--smooth offline): a track unseen for up to this many frames between two sightings
 # gets interpolated keypoints (--fill-gaps); a sixth of a second at 30 fps.
 FILL_GAPS = 5
+# A stream that has not connected within this many seconds (every attempt together) is given up.
+CONNECT_TIMEOUT_S = 10.0
 
 
 def auto_means_cuda(device: str = AUTO) -> bool:

@@ -36,7 +36,7 @@ def test_a_folder_gives_mirrored_outputs_a_manifest_line_per_input_and_exit_1_fo
     source, out = make_collection(tmp_path / "in"), tmp_path / "out"
     code, err = run_cli(*collection_args(source, out, "--formats", "jsonl,csv,coco"))
     assert code == 1 and "done: 3 input(s) ok, 0 skipped, 1 failed" in err and "Traceback" not in err
-    assert err.strip().endswith("; detector on every 5th frame, at most 6 persons")  # the CPU profile's, as one input's
+    assert err.strip().endswith("; detector on every 5th frame, at most 2 persons")  # the CPU interval, --max-persons 2
     entries = by_source(read_manifest(out))
     assert {name: e["status"] for name, e in entries.items()} == {
         "a.mp4": "ok", "broken.mp4": "error", "photo.jpg": "ok", "sub/b.mov": "ok"}

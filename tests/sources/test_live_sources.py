@@ -404,7 +404,7 @@ def test_a_stream_that_reconnects_but_never_sends_a_picture_again_is_given_up(ts
     ("plan", "reason"),
     [
         ([], "connection refused"),
-        (["stall"] * 3, "timed out waiting for data"),
+        (["stall"] * 3, "no answer within 0.5 s"),
     ],
     ids=["refused", "silent"],
 )
@@ -415,7 +415,7 @@ def test_a_stream_that_cannot_be_opened_fails_after_its_attempts_within_bounded_
     with pytest.raises(SourceError) as caught:
         StreamSource(url, reconnect_attempts=3, **FAST)
 
-    assert str(caught.value) == f"cannot open stream '{url}' ({reason}; tried 3 attempts)"
+    assert str(caught.value).startswith(f"cannot open stream '{url}': {reason}; gave up after 3 attempt(s) in ")
     assert time.monotonic() - started < 0.15 + 3 * 0.5 + 1.0
 
 
@@ -728,7 +728,7 @@ def test_open_source_takes_a_number_for_a_camera(spec):
 def test_open_source_takes_a_url_for_a_stream(scheme):
     url = f"{scheme}://127.0.0.1:{free_port()}/live"
 
-    with pytest.raises(SourceError, match=r"^cannot open stream '.*' \(.*; tried 1 attempt\)$"):
+    with pytest.raises(SourceError, match=r"^cannot open stream '.*': .*; gave up after 1 attempt\(s\) in "):
         open_source(url, reconnect_attempts=1, **FAST)
 
 

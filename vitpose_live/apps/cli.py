@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from ..defaults import DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD
+from ..defaults import CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD
 from ..errors import UserError
 from .collection import add_collection_arguments
 from .console import EXIT_INTERRUPTED, EXIT_OK, PROG, fail, quiet_libraries, reported, stop_on_sigterm
@@ -117,6 +117,8 @@ def _live_arguments(live) -> None:
     live.add_argument("--snapshot-dir", default=".", help="where the window's s key saves snapshots (default: here)")
     live.add_argument("--camera-size", help="ask the webcam for WIDTHxHEIGHT, e.g. 1280x720")
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
+    live.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="S",
+                      help=f"streams: give up connecting after S seconds, every attempt together (default {CONNECT_TIMEOUT_S:g})")
 
 
 def parse_request(argv: list[str] | None = None) -> Request:

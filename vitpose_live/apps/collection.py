@@ -206,7 +206,7 @@ def _commit(job: Job, token: str) -> None:
             jsonl.unlink()
 
 
-def process_input(job: Job, request: Request, engine=None, *, attempt: int = 1) -> ManifestEntry:
+def process_input(job: Job, request: Request, engine=None, *, attempt: int = 1, on_count=None) -> ManifestEntry:
     """Annotate one input into partial files and rename them when done. A failure is an ``error``
     entry with the single-file command's one-line message; Ctrl-C removes the partial files and
     stops the collection (``KeyboardInterrupt``)."""
@@ -219,7 +219,7 @@ def process_input(job: Job, request: Request, engine=None, *, attempt: int = 1) 
     one = request.for_input(job.source, output=video, keypoints=job.partial(".jsonl", token))
     started = time.monotonic()
     try:
-        summary = annotate(one, check_request(one), engine=engine)
+        summary = annotate(one, check_request(one), engine=engine, on_count=on_count)
         if summary.interrupted:
             raise KeyboardInterrupt
         _commit(job, token)
@@ -256,6 +256,10 @@ class Recorder:
 
     def start(self, job: Job) -> None:
         self._bar.set_postfix_str(job.name, refresh=True)
+
+    def counting(self, job: Job):
+        """``on_count`` for ``job``: the bar says the frames of the input in progress too."""
+        return lambda frames: self._bar.set_postfix_str(f"{job.name}: {frames} frame(s)", refresh=frames % 10 == 1)
 
     def record(self, entry: ManifestEntry) -> None:
         with open(self.path, "a", encoding="utf-8") as manifest:
@@ -312,4 +316,4 @@ def run_local(jobs: list[Job], request: Request, recorder: Recorder) -> None:
     recorder.detection = describe(engine.det_every, engine.settings.max_persons)
     for job in jobs:
         recorder.start(job)
-        recorder.record(process_input(job, request, engine))
+        recorder.record(process_input(job, request, engine, on_count=recorder.counting(job)))

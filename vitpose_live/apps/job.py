@@ -94,6 +94,9 @@ def open_input(request: Request, spec):
         # room for the frames in flight: two batches queued for the model, one in it, some drawn
         return DecodeProcessSource(spec.text, slots=2 * (request.batch or 8) + 4,
                                    background=background_io(request.device, live=False), **options)
+    if spec.kind is SourceKind.STREAM:
+        options["connect_timeout"] = request.connect_timeout
+        options["on_status"] = lambda text: print(f"{PROG}: {text}", file=sys.stderr, flush=True)
     if spec.kind is SourceKind.CAMERA:
         if request.camera_size:
             options["width"], options["height"] = camera_size(request)
@@ -159,9 +162,10 @@ def open_window(request: Request, spec):
         return None
 
 
-def annotate(request: Request, spec, window=None, engine=None) -> Summary:
+def annotate(request: Request, spec, window=None, engine=None, on_count=None) -> Summary:
     """Source → engine → outputs (and the window), through the one run loop. ``engine``: one built
-    before for a file (a collection reuses one per process); its tracking state is reset."""
+    before for a file (a collection reuses one per process); its tracking state is reset.
+    ``on_count(frames)``: after each frame written (a collection's bar)."""
     from ..engine.control import LatencyController
     from ..engine.profiles import describe
     from ..engine.recipe import build_engine
@@ -191,7 +195,7 @@ def annotate(request: Request, spec, window=None, engine=None) -> Summary:
     options = RunOptions(
         live=live, realtime_fps=info.fps if request.realtime and not source.is_live else None,
         batch=file_batch(engine.pose.placement.is_cuda, request.batch), draw=window is not None, total=info.frame_count,
-        progress=not request.no_progress,
+        progress=not request.no_progress, on_count=on_count,
     )
     report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
                  on_frame=Viewer(window, annotator, hud, request.snapshot_dir, engine) if window is not None else None,

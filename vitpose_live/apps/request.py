@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ..defaults import AUTO, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
+from ..defaults import AUTO, CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
 from ..errors import UserError
 
 FORMATS = ("jsonl", "csv", "coco")
@@ -55,6 +55,7 @@ class Request:
     snapshot_dir: str = "."
     camera_size: str | None = None
     camera_fps: float | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_S
     # collections
     output_dir: str | None = None
     formats: str = "jsonl"
@@ -164,6 +165,8 @@ def _check_ranges(request: Request) -> None:
         side = int(request.detector_size) if str(request.detector_size).isdigit() else 0
         if side < 32:
             raise ValueError("--detector-size must be auto or a whole number of pixels, at least 32")
+    if request.connect_timeout <= 0:
+        raise ValueError("--connect-timeout must be a positive number of seconds")
     if request.latency_target is not None and request.latency_target <= 0:
         raise ValueError("--latency-target must be a positive number of milliseconds")
     for name in ("det_threshold", "kpt_threshold"):

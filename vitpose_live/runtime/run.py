@@ -35,6 +35,14 @@ class RunOptions:
     draw: bool = False  # make pictures even without a picture sink (a window shows them)
     total: int | None = None  # frames expected, for the progress bar
     progress: bool = True
+    on_count: Callable[[int], None] | None = None  # frames written so far, after each (a collection's bar)
+
+
+# The bar shows a rate only once it means something: batches of frames finishing together made
+# the first ones read 65 frames/s on a clip that ran at 5.
+RATE_AFTER_S, RATE_AFTER_FRAMES = 1.0, 10
+# No tqdm rate of its own (it counts batches arriving at once as the rate); ours is in the postfix.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,8 @@ class _Loop:
         self.on_frame, self.on_latency, self.on_idle = on_frame, on_latency, on_idle
         self.frames = self.persons = self.detections = 0
         self._first_capture: float | None = None
-        self._bar = tqdm(total=options.total, unit="frame", dynamic_ncols=True,
+        self._first_result: float | None = None
+        self._bar = tqdm(total=options.total, unit="frame", dynamic_ncols=True, bar_format=BAR_FORMAT,
                          disable=not options.progress or options.total == 1)
 
     def consume(self, pipeline: Pipeline) -> None:
@@ -132,6 +141,21 @@ class _Loop:
             for result in pipeline.results(idle=self.on_idle):
                 if self._one(result, pipeline.stats):
                     return
+            self._advance(pipeline.stats)  # the frames dropped after the last result count too
+
+    def _advance(self, stats: PipelineStats) -> None:
+        """The bar counts the source's frames: written and dropped (a ``--realtime`` file ends at 100 %)."""
+        self._bar.update(self.frames + stats.frames_dropped - self._bar.n)
+
+    def rate(self) -> float | None:
+        """Frames per second since the first result, once there are enough of both to mean it."""
+        if self._first_result is None:
+            self._first_result = time.monotonic()
+            return None
+        seconds = time.monotonic() - self._first_result
+        if seconds < RATE_AFTER_S or self.frames < RATE_AFTER_FRAMES:
+            return None
+        return (self.frames - 1) / seconds
 
     def _stamp(self, frame) -> float | None:
         if not self.options.live:
@@ -175,8 +199,14 @@ class _Loop:
         stats.add_latency(latency)
         if self.on_latency is not None:
             self.on_latency(latency)
-        self._bar.update(1)
-        self._bar.set_postfix(fps=f"{stats.recent_fps():.1f}", persons=len(poses), refresh=False)
+        self._advance(stats)
+        rate = self.rate()
+        shown = {"fps": f"{rate:.1f}"} if rate is not None else {}
+        if stats.frames_dropped:
+            shown["dropped"] = stats.frames_dropped
+        self._bar.set_postfix(**shown, persons=len(poses), refresh=False)
+        if self.options.on_count is not None:
+            self.options.on_count(self.frames)
         return stop
 
 

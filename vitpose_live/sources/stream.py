@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
 
+from ..defaults import CONNECT_TIMEOUT_S
 from ..types import Frame
 from ..errors import os_reason
 from .base import DeviceReader, SourceError, VideoInfo
@@ -31,14 +33,41 @@ def _stream_reason(error: BaseException) -> str:
     return os_reason(error)
 
 
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def _cause(error: BaseException, url: str, seconds: float, limit: float) -> str:
+    """Why a connection failed, in words a user knows. FFmpeg says "input/output error" for a
+    name that does not resolve and "invalid data" for an RTSP server that never answers, so the
+    name is looked up and the time taken is read before its words are used."""
+    host = urlsplit(url).hostname
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if host and not _resolves(host):
+        return f"name not found: '{host}'"
+    if isinstance(error, av.error.ExitError) or seconds >= 0.9 * limit:
+        return f"no answer within {round(limit, 1):g} s"
+    if isinstance(error, av.error.InvalidDataError):
+        return "not a video stream (what it sends is no video format FFmpeg knows)"
+    return os_reason(error)
+
+
 class StreamSource(DeviceReader):
     """Frames of a network stream (rtsp, rtmp, http(s), udp, tcp) decoded with PyAV, tuned for
     low delay: RTSP over TCP, slice-threaded decoding and, except over HTTP (often a file or
     HLS), no input buffering, so the packets read while probing are dropped and the first
     frame shown is a current one.
 
-    Opening connects and reads the stream headers, trying ``reconnect_attempts`` times, so a
-    URL that refuses or says nothing fails here with :class:`SourceError`. While iterating, a
+    Opening connects and reads the stream headers, trying ``reconnect_attempts`` times within
+    ``connect_timeout`` seconds in all (each try waits at most ``open_timeout``), saying each try
+    to ``on_status`` ("connecting to '…' (attempt 2 of 5)"; without it, the log); a URL that
+    cannot be opened fails here with :class:`SourceError` naming the cause (name not found,
+    connection refused, no answer within N s, not a video stream). While iterating, a
     stream that ends, errors or goes quiet for ``read_timeout`` seconds is reopened up to
     ``reconnect_attempts`` times with back-off (``backoff`` seconds, doubling, at most
     ``max_backoff``; :attr:`retry`); ``index`` keeps counting. A stream with a known duration
@@ -61,9 +90,13 @@ class StreamSource(DeviceReader):
         read_timeout: float = 5.0,
         max_backoff: float = 2.0,
         options: dict[str, str] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
         self.url = str(url)
         self._name = _redact(self.url)
+        self.connect_timeout = float(connect_timeout)
+        self._on_status = on_status
         self.retry = Backoff(max(1, int(reconnect_attempts)), first=float(backoff), most=float(max_backoff))
         self._timeouts = (float(open_timeout), float(read_timeout))
         scheme = self.url.split("://", 1)[0].lower()
@@ -80,34 +113,54 @@ class StreamSource(DeviceReader):
         self._last_time: float | None = None
         self._anchor: tuple[float, float] | None = None  # (pts seconds, source time) of a connection
         self.reconnects = 0
-        reason = self._connect()
-        if reason:  # the first try is at once, the others wait as reconnecting does
-            for _ in replace(self.retry, attempts=self.retry.attempts - 1).retries(self._closed):
-                reason = self._connect()
-                if not reason:
-                    break
-        if reason:
-            tries = f"{self.retry.attempts} attempts" if self.retry.attempts > 1 else "1 attempt"
-            raise SourceError(f"cannot open stream '{self._name}' ({reason}; tried {tries})")
+        self._open()
         self._info = self._make_info()
 
     @property
     def info(self) -> VideoInfo:
         return self._info
 
-    def _connect(self) -> str:
-        """Open the stream; '' on success, else why not."""
+    def _say(self, text: str, level: int = logging.INFO) -> None:
+        if self._on_status is not None:
+            self._on_status(text)
+        else:
+            log.log(level, "%s", text)
+
+    def _open(self) -> None:
+        """Connect within :attr:`connect_timeout` (the first try at once, the others after the
+        back-off), or raise :class:`SourceError` with the last cause."""
+        started = time.monotonic()
+        deadline, attempts = started + self.connect_timeout, self.retry.attempts
+        reason, attempt = "", 0
+        while attempt < attempts:
+            if attempt and (time.monotonic() + self.retry.delay(attempt) >= deadline
+                            or self._closed.wait(self.retry.delay(attempt))):
+                break
+            attempt += 1
+            self._say(f"connecting to '{self._name}' (attempt {attempt} of {attempts})")
+            reason = self._connect(min(self._timeouts[0], max(deadline - time.monotonic(), 0.05)))
+            if not reason or time.monotonic() >= deadline:
+                break
+        if reason:
+            seconds = time.monotonic() - started
+            raise SourceError(f"cannot open stream '{self._name}': {reason}; gave up after {attempt} attempt(s) in "
+                              f"{seconds:.1f} s (--connect-timeout {self.connect_timeout:g} s)")
+
+    def _connect(self, open_timeout: float | None = None) -> str:
+        """Open the stream (waiting at most ``open_timeout`` seconds for it); '' on success, else why not."""
+        limit = self._timeouts[0] if open_timeout is None else open_timeout
+        started = time.monotonic()
         try:
             container = av.open(
-                self.url, options=dict(self._options), timeout=self._timeouts, metadata_errors="ignore"
+                self.url, options=dict(self._options), timeout=(limit, self._timeouts[1]), metadata_errors="ignore"
             )
         except (av.error.FFmpegError, OSError, ValueError) as error:
-            return _stream_reason(error)
+            return _cause(error, self.url, time.monotonic() - started, limit)
         pictures = av.stream.Disposition.attached_pic
         videos = [s for s in container.streams.video if not s.disposition & pictures]
         if not videos:
             container.close()
-            return "no video in it"
+            return "not a video stream (no video in it)"
         stream = videos[0]
         stream.thread_type = "AUTO"
         stream.codec_context.options = {"flags": "+low_delay"}  # slice threads: no frames held back
@@ -172,14 +225,15 @@ class StreamSource(DeviceReader):
 
     def _reconnect(self, reason: str) -> bool:
         """Reopen after a drop; False once closed; SourceError when it does not come back."""
-        log.warning("stream '%s' dropped (%s); reconnecting", self._name, reason or "it ended")
+        self._say(f"stream '{self._name}' dropped ({reason or 'it ended'})", logging.WARNING)
         with self._lock:
             self._release()
         for attempt in self.retry.retries(self._closed):
+            self._say(f"reconnecting to '{self._name}' (attempt {attempt} of {self.retry.attempts})", logging.WARNING)
             reason = self._connect()
             if not reason:
                 self.reconnects += 1
-                log.warning("stream '%s' is back after %d attempt(s)", self._name, attempt)
+                self._say(f"stream '{self._name}' is back after {attempt} attempt(s)", logging.WARNING)
                 return True
             if self._closed.is_set():
                 return False
