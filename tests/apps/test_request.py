@@ -9,6 +9,7 @@ import pytest
 
 from vitpose_live.apps.cli import build_parser, parse_request
 from vitpose_live.apps.request import Request, check_collection, check_request
+from vitpose_live.defaults import FILL_GAPS
 from vitpose_live.errors import UserError
 
 
@@ -45,9 +46,14 @@ def test_the_request_travels_to_ray_workers_as_it_is():
     (["--source", "synthetic", "--keypoints", "k.jsonl", "--det-threshold", "1.5"], "--det-threshold must be between 0 and 1"),
     (["--source", "synthetic", "--keypoints", "k.jsonl", "--max-persons", "0"], "--max-persons must be at least 1"),
     (["--source", "synthetic", "--keypoints", "k.jsonl", "--formats", "csv"], "--formats is for collections"),
+    (["--source", "synthetic", "--keypoints", "k.jsonl", "--smooth", "offline"], "--smooth offline is for files"),
+    (["--source", "clip.mp4", "--keypoints", "k.jsonl", "--smooth", "offline", "--realtime"], "live source .* stays causal"),
+    (["--source", "clip.mp4", "--keypoints", "k.jsonl", "--fill-gaps", "3"], "--fill-gaps is for --smooth offline"),
+    (["--source", "clip.mp4", "--keypoints", "k.jsonl", "--smooth", "offline", "--fill-gaps", "-1"], "--fill-gaps must not be negative"),
 ])
 def test_a_request_that_cannot_run_is_refused_in_one_line_before_any_model_loads(tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"")  # only its existence is checked before the models load
     with pytest.raises(UserError, match=message):
         check_request(parse_request(argv))
 
@@ -56,3 +62,24 @@ def test_a_collection_request_names_its_formats_or_is_refused():
     assert check_collection(parse_request(["--source", "d", "--output-dir", "o", "--formats", "csv,jsonl"])) == ("csv", "jsonl")
     with pytest.raises(UserError, match="--formats takes"):
         check_collection(parse_request(["--source", "d", "--output-dir", "o", "--formats", "xml"]))
+
+
+@pytest.mark.parametrize("argv, one_euro, tracking, offline", [
+    ([], False, False, False),  # a file: no smoothing, no tracking
+    (["--smooth"], True, True, False),  # a bare --smooth keeps meaning One Euro
+    (["--smooth", "offline"], False, True, True),  # tracked; smoothed after the run, not by One Euro
+    (["--no-smooth"], False, False, False),
+])
+def test_smooth_means_one_euro_bare_and_the_offline_analysis_with_offline(argv, one_euro, tracking, offline):
+    from vitpose_live.apps.job import engine_options
+
+    request = parse_request(["--source", "in.mp4", "--device", "cpu", "--model", "m", "--detector", "d", *argv])
+    options = engine_options(request, live=False)
+    assert (options.settings.smooth, options.tracking, request.offline) == (one_euro, tracking, offline)
+    assert request.gaps_filled == FILL_GAPS and parse_request(["--source", "x", "--fill-gaps", "2"]).gaps_filled == 2
+
+
+def test_an_unknown_smoothing_mode_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_request(["--source", "in.mp4", "--smooth", "kalman"])
+    assert stop.value.code == 2 and "invalid choice: 'kalman'" in capsys.readouterr().err
