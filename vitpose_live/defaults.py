@@ -17,6 +17,7 @@ KPT_THRESHOLD = 0.3  # a keypoint is drawn, smoothed and written above this scor
 # Tracking keeps existing people alive on detections down to this score (ByteTrack's second
 # stage); only those above the user's threshold start a track.
 WEAK_DETECTION_FLOOR = 0.3
+FOLLOW_SIZE = "720x1280"  # --follow-size: the follow video's width x height (portrait)
 
 
 def auto_means_cuda(device: str = AUTO) -> bool:

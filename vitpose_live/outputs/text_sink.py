@@ -34,8 +34,9 @@ class TextSink(FileSink):
         except OSError as error:
             raise SinkError(f"cannot write '{self.path}': {os_reason(error)}") from None
 
-    def write(self, frame_index: int, time: float | None, poses: Poses) -> None:
-        self.write_record(frame_record(frame_index, time, poses))
+    def write(self, frame_index: int, time: float | None, poses: Poses, **extras) -> None:
+        """One frame; ``extras`` are :func:`~vitpose_live.outputs.records.frame_record`'s (angles, followed)."""
+        self.write_record(frame_record(frame_index, time, poses, **extras))
 
     def write_record(self, record: dict) -> None:
         raise NotImplementedError
