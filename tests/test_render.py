@@ -379,3 +379,32 @@ def test_an_interpolated_person_is_drawn_dimmed_and_thinner_so_a_viewer_can_tell
     assert width(B[0]) < width(A[0])  # at 1080p the lines of persons seen are thicker than one pixel
     plain = PoseAnnotator(show_ids=False).annotate(scene(), poses)
     assert near(at(plain, filled_edge), LEFT)  # unmarked: both drawn alike
+
+
+def two_tracked() -> Poses:
+    """Track 4 with its left hip at A, track 9 with its left hip at B."""
+    one, two = person({"left_hip": A}), person({"left_hip": B})
+    return Poses(np.concatenate([one.keypoints, two.keypoints]), np.concatenate([one.scores, two.scores]),
+                 [[150, 100, 250, 200], [370, 100, 470, 200]], [0.9, 0.8], track_ids=[4, 9])
+
+
+def test_the_followed_person_is_drawn_in_full_and_the_others_dimmed():
+    image = PoseAnnotator(show_ids=False).annotate(scene(), two_tracked(), followed=9)
+    assert near(at(image, B), LEFT, tolerance=2)  # the followed one in its own colour
+    dimmed = at(image, A)
+    assert dimmed.any() and dimmed.max() < 0.6 * max(LEFT)  # the other there, but darker
+    assert np.array_equal(image, PoseAnnotator(show_ids=False).annotate(scene(), two_tracked(), followed=9))
+
+
+def test_with_hide_others_only_the_followed_person_is_drawn():
+    image = PoseAnnotator(show_ids=False, hide_others=True).annotate(scene(), two_tracked(), followed=9)
+    assert near(at(image, B), LEFT, tolerance=2) and unchanged_at(image, A)
+
+
+def test_a_followed_id_not_in_the_frame_dims_everybody_and_none_draws_everybody_alike():
+    annotator = PoseAnnotator(show_ids=False)
+    awaited = annotator.annotate(scene(), two_tracked(), followed=7)
+    assert 0 < at(awaited, A).max() < 0.6 * max(LEFT) and 0 < at(awaited, B).max() < 0.6 * max(LEFT)
+    plain = annotator.annotate(scene(), two_tracked(), followed=None)
+    assert near(at(plain, A), LEFT, tolerance=2) and near(at(plain, B), LEFT, tolerance=2)
+    assert np.array_equal(plain, annotator.annotate(scene(), two_tracked()))

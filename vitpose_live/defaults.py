@@ -22,6 +22,7 @@ WEAK_DETECTION_FLOOR = 0.3
 FILL_GAPS = 5
 # A stream that has not connected within this many seconds (every attempt together) is given up.
 CONNECT_TIMEOUT_S = 10.0
+FOLLOW_SIZE = "720x1280"  # --follow-size: the follow video's width x height (portrait)
 
 
 def auto_means_cuda(device: str = AUTO) -> bool:

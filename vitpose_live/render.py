@@ -110,6 +110,20 @@ def _in_runs(items: np.ndarray, chosen: np.ndarray, runs: tuple[tuple[Color, int
         start = stop
 
 
+def _dimmed(color: Color, dim: bool) -> Color:
+    """``color`` as the persons not followed are drawn: a dark grey of a third of its strength."""
+    if not dim:
+        return color
+    grey = sum(color) / 3
+    return tuple(int(round(0.35 * (0.4 * c + 0.6 * grey))) + 40 for c in color)
+
+
+def _subset(poses: Poses, keep: np.ndarray) -> Poses:
+    ids = None if poses.track_ids is None else poses.track_ids[keep]
+    return poses.replace(keypoints=poses.keypoints[keep], scores=poses.scores[keep], boxes=poses.boxes[keep],
+                         box_scores=poses.box_scores[keep], track_ids=ids)
+
+
 def _check(scene: np.ndarray) -> None:
     if scene.ndim != 3 or scene.shape[2] != 3 or scene.dtype != np.uint8:
         raise ValueError(f"scene must be an HxWx3 uint8 image, got {scene.shape} {scene.dtype}")
@@ -146,7 +160,7 @@ def _subset(poses: Poses, chosen: np.ndarray) -> Poses:
 
 
 def _dimmed(color: Color, dim: bool) -> Color:
-    """Half as bright when ``dim`` (an interpolated person)."""
+    """Half as bright when ``dim`` (an interpolated person, or not the one followed)."""
     return tuple(c // 2 for c in color) if dim else color
 
 
@@ -168,54 +182,64 @@ class PoseAnnotator:
     show_keypoints: bool = True
     show_edges: bool = True
     antialias: bool = True
+    hide_others: bool = False  # with a followed person: leave the others out instead of dimming them
 
     def annotate(self, scene: np.ndarray, poses: Poses, kpt_threshold: float | None = None, *,
-                 interpolated: np.ndarray | None = None) -> np.ndarray:
+                 interpolated: np.ndarray | None = None, followed: int | None = None) -> np.ndarray:
         """Draw ``poses`` onto ``scene`` (HxWx3 uint8 RGB) in place and return it; keypoints above
-        ``kpt_threshold`` (None: this annotator's own), so drawing can follow the engine's. Persons
-        marked ``interpolated`` ((N,) bool: filled in across a gap, not seen) are drawn dimmed, in
-        half-bright colours with thin lines and small points, under the persons seen."""
+        ``kpt_threshold`` (None: this annotator's own), so drawing can follow the engine's.
+
+        ``interpolated`` ((N,) bool, offline runs): persons filled in across a gap, not seen, are
+        drawn dimmed, in half-bright colours with thin lines and small points. ``followed``: the
+        track id of the person followed in this run (None: nobody is); they are drawn in full and
+        the others dimmed, or left out with ``hide_others``; an id that is not in this frame dims
+        (or hides) everybody. Dimmed persons are drawn under the others."""
         kpt_threshold = self.kpt_threshold if kpt_threshold is None else kpt_threshold
         if len(poses) == 0:
             return scene
         _check(scene)
-        default_thickness, default_radius = default_sizes(scene)
-        thickness = self.thickness or default_thickness
-        radius = self.radius or max(default_radius, thickness // 2 + 2)
-        line = _line_type(self.antialias)
-        ids = poses.track_ids if self.show_ids else None
-        if self.show_boxes:
-            self._boxes(scene, poses, max(1, thickness // 2), line)
         filled = np.zeros(len(poses), bool) if interpolated is None else np.asarray(interpolated, bool)
-        if filled.any():
-            self._skeleton(scene, _subset(poses, filled), kpt_threshold, (1, max(2, radius // 2)), line, dim=True)
-        self._skeleton(scene, _subset(poses, ~filled), kpt_threshold, (thickness, radius), line)
-        if ids is not None:
-            self._ids(scene, poses.boxes, ids)
+        other = np.zeros(len(poses), bool)
+        if followed is not None and poses.track_ids is not None:
+            other = poses.track_ids != followed
+            if self.hide_others:
+                poses, filled, other = _subset(poses, ~other), filled[~other], other[~other]
+        thickness, radius = default_sizes(scene)
+        thickness = self.thickness or thickness
+        radius = self.radius or max(radius, thickness // 2 + 2)
+        thin = (1, max(2, radius // 2))
+        for chosen, sizes, dim in ((other & ~filled, (thickness, radius), True), (filled, thin, True),
+                                   (~other & ~filled, (thickness, radius), False)):  # fmt: skip
+            if chosen.any():
+                self._draw(scene, _subset(poses, chosen), kpt_threshold, sizes, dim)
         return scene
 
-    def _skeleton(self, scene: np.ndarray, poses: Poses, kpt_threshold: float, sizes: tuple[int, int], line: int,
-                  dim: bool = False) -> None:
-        """Edges and keypoints of ``poses``, one ``cv2.polylines`` call per colour."""
-        if not (self.show_edges or self.show_keypoints) or len(poses) == 0:
-            return
+    def _draw(self, scene: np.ndarray, poses: Poses, kpt_threshold: float, sizes: tuple[int, int],
+              dim: bool) -> None:
+        """Boxes, edges, keypoints and ids of ``poses``, one ``cv2.polylines`` call per colour."""
         thickness, radius = sizes
-        plan = _plan(poses.keypoint_names, poses.edges)
-        kp = poses.keypoints.transpose(1, 0, 2)  # (K, N, 2): keypoint-major, so runs stay together
-        # abs(nan) < x is False, so this also drops NaN and inf.
-        ok = (poses.scores.T > kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
-        fixed = np.rint(np.where(ok[..., None], kp, 0) * _ONE).astype(np.int32)
-        if self.show_edges and len(plan.ends):
-            segments = fixed[plan.ends].transpose(0, 2, 1, 3)  # (E, N, 2 ends, 2)
-            both = ok[plan.ends].all(1)  # (E, N)
-            for color, chosen in _in_runs(segments, both, plan.edge_runs):
-                cv2.polylines(scene, chosen, False, _dimmed(color, dim), thickness, line, _SHIFT)
-        if self.show_keypoints:
-            points = fixed[plan.points][:, :, None]  # (K, N, 1, 2): one-point closed polylines
-            for color, chosen in _in_runs(points, ok[plan.points], plan.point_runs):
-                cv2.polylines(scene, chosen, True, _dimmed(color, dim), 2 * radius, line, _SHIFT)
+        line = _line_type(self.antialias)
+        if self.show_boxes:
+            self._boxes(scene, poses, max(1, thickness // 2), line, dim)
+        if self.show_edges or self.show_keypoints:
+            plan = _plan(poses.keypoint_names, poses.edges)
+            kp = poses.keypoints.transpose(1, 0, 2)  # (K, N, 2): keypoint-major, so runs stay together
+            # abs(nan) < x is False, so this also drops NaN and inf.
+            ok = (poses.scores.T > kpt_threshold) & (np.abs(kp) < _FAR).all(-1)
+            fixed = np.rint(np.where(ok[..., None], kp, 0) * _ONE).astype(np.int32)
+            if self.show_edges and len(plan.ends):
+                segments = fixed[plan.ends].transpose(0, 2, 1, 3)  # (E, N, 2 ends, 2)
+                both = ok[plan.ends].all(1)  # (E, N)
+                for color, chosen in _in_runs(segments, both, plan.edge_runs):
+                    cv2.polylines(scene, chosen, False, _dimmed(color, dim), thickness, line, _SHIFT)
+            if self.show_keypoints:
+                points = fixed[plan.points][:, :, None]  # (K, N, 1, 2): one-point closed polylines
+                for color, chosen in _in_runs(points, ok[plan.points], plan.point_runs):
+                    cv2.polylines(scene, chosen, True, _dimmed(color, dim), 2 * radius, line, _SHIFT)
+        if self.show_ids and poses.track_ids is not None:
+            self._ids(scene, poses.boxes, poses.track_ids, dim)
 
-    def _boxes(self, scene: np.ndarray, poses: Poses, thickness: int, line: int) -> None:
+    def _boxes(self, scene: np.ndarray, poses: Poses, thickness: int, line: int, dim: bool = False) -> None:
         ok = (np.abs(poses.boxes) < _FAR).all(-1)
         x1, y1, x2, y2 = np.rint(poses.boxes[ok] * _ONE).astype(np.int32).T
         corners = np.stack([np.stack(c, -1) for c in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))], 1)
@@ -226,11 +250,11 @@ class PoseAnnotator:
         order, runs = _runs(colors)
         start = 0
         for color, end in runs:
-            cv2.polylines(scene, corners[order[start:end]], True, color, thickness, line, _SHIFT)
+            cv2.polylines(scene, corners[order[start:end]], True, _dimmed(color, dim), thickness, line, _SHIFT)
             start = end
 
     @staticmethod
-    def _ids(scene: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> None:
+    def _ids(scene: np.ndarray, boxes: np.ndarray, ids: np.ndarray, dim: bool = False) -> None:
         h, w = scene.shape[:2]
         scale = max(0.4, min(h, w) / 1000)
         weight = max(1, round(2 * scale))
@@ -241,7 +265,7 @@ class PoseAnnotator:
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
             x = int(min(max(box[0], 0), w - tw))
             y = int(min(max(box[1] - base, th), h - base))
-            color = PALETTE[track_id % len(PALETTE)]
+            color = _dimmed(PALETTE[track_id % len(PALETTE)], dim)
             cv2.putText(
                 scene, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), weight + 2, cv2.LINE_AA
             )

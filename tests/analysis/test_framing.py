@@ -149,6 +149,7 @@ def test_zero_lag_keeps_a_ramp_where_it_is_and_a_constant_constant():
     t = np.arange(200) / FPS
     ramp = zero_lag(5.0 * t, t, 0.5)
     assert np.abs(ramp - 5.0 * t)[80:-80].max() < 1e-3  # away from the ends
+    assert np.abs(ramp - 5.0 * t).max() < 0.02 * 5.0  # and at the ends within 20 ms of the walk
     assert np.allclose(zero_lag(np.full((200, 2), 3.0), t, 0.5), 3.0)
     with pytest.raises(ValueError, match="times"):
         zero_lag(np.zeros(3), np.zeros(4), 1.0)

@@ -135,9 +135,49 @@ def test_persons_filled_in_are_marked_in_jsonl_csv_and_coco_and_only_they(tmp_pa
     assert [[p.get("interpolated") for p in r["persons"]] for r in records] == [[None, True], [], [True]]
     with open(tmp_path / "k.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == csv_columns(COCO.keypoint_names, ["interpolated"]) and list(rows[0])[-1] == "interpolated"
+    assert list(rows[0]) == csv_columns(COCO.keypoint_names, person_fields=["interpolated"]) and list(rows[0])[-1] == "interpolated"
     assert [r["interpolated"] for r in rows] == ["0", "1", "1"]
     results = json.loads((tmp_path / "k.json").read_text())
     assert [r.get("interpolated") for r in results] == [None, True, True]
     convert_keypoints(tmp_path / "k.jsonl", tmp_path / "converted.csv")  # the header carries the column over
     assert (tmp_path / "converted.csv").read_text() == (tmp_path / "k.csv").read_text()
+
+
+ANGLES = ("left_elbow", "right_knee")
+
+
+def test_a_record_gets_angles_per_person_and_followed_only_when_given():
+    from vitpose_live.outputs.records import frame_record
+
+    two = poses(2, tracked=True)
+    plain = frame_record(3, 0.1, two)
+    assert set(plain) == {"frame", "time", "persons"} and "angles" not in plain["persons"][0]
+    record = frame_record(3, 0.1, two, angles={"left_elbow": np.array([90.04, np.nan]), "right_knee": np.array([180.0, 12.36])},
+                          followed=8)
+    assert [p["angles"] for p in record["persons"]] == [{"left_elbow": 90.0, "right_knee": 180.0},
+                                                        {"left_elbow": None, "right_knee": 12.4}]
+    assert record["followed"] == 8 and frame_record(3, 0.1, two, followed=None)["followed"] is None
+
+
+def test_the_csv_has_an_angle_column_per_angle_of_the_header_and_empty_cells_for_unknown_ones(tmp_path):
+    header = {**HEADER, "angle_names": list(ANGLES)}
+    with KeypointsCsvSink(tmp_path / "k.csv", header=header) as sink:
+        sink.write(0, 0.0, poses(2, tracked=True), angles={"left_elbow": np.array([45.0, np.nan]),
+                                                            "right_knee": np.array([170.0, 90.0])})
+    with open(tmp_path / "k.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[-2:] == ["angle_left_elbow", "angle_right_knee"]
+    assert [(r["angle_left_elbow"], r["angle_right_knee"]) for r in rows] == [("45.0", "170.0"), ("", "90.0")]
+    write_frames(KeypointsCsvSink(tmp_path / "plain.csv", header=HEADER), [poses(1)])
+    assert not any(c.startswith("angle_") for c in (tmp_path / "plain.csv").read_text().splitlines()[0].split(","))
+
+
+def test_converting_json_lines_with_angles_keeps_them_in_the_csv(tmp_path):
+    header = {**HEADER, "angle_names": list(ANGLES)}
+    angles = {"left_elbow": np.array([33.3]), "right_knee": np.array([np.nan])}
+    with KeypointsJsonlSink(tmp_path / "k.jsonl", header=header) as sink:
+        sink.write(0, 0.0, poses(1), angles=angles, followed=None)
+    convert_keypoints(tmp_path / "k.jsonl", tmp_path / "k.csv")
+    with open(tmp_path / "k.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["angle_left_elbow"], row["angle_right_knee"]) == ("33.3", "")

@@ -26,7 +26,7 @@ class Records:
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at, self.lines, self.closed, self.aborted = fail_at, [], False, False
 
-    def write(self, frame_index, time, poses) -> None:
+    def write(self, frame_index, time, poses, **extras) -> None:
         if frame_index == self.fail_at:
             raise OSError(28, "No space left on device")
         self.lines.append((frame_index, poses.keypoints.copy(), poses.scores.copy()))

@@ -20,6 +20,7 @@ __all__ = [
     "ANGLE_NAMES",
     "ANGLE_TRIPLES",
     "angle_columns",
+    "angle_names_for",
     "angle_record",
     "has_coco_keypoints",
     "joint_angles",
@@ -45,6 +46,12 @@ _INDICES = np.array([[COCO_KEYPOINTS.index(part) for part in parts] for _, parts
 def has_coco_keypoints(keypoint_names) -> bool:
     """Whether a skeleton's keypoints are COCO's 17, in COCO's order (only those get angles)."""
     return tuple(keypoint_names) == COCO_KEYPOINTS
+
+
+def angle_names_for(keypoint_names) -> tuple[str, ...]:
+    """:data:`ANGLE_NAMES` for COCO's keypoints, none for any other skeleton (a keypoints header's
+    ``angle_names``)."""
+    return ANGLE_NAMES if has_coco_keypoints(keypoint_names) else ()
 
 
 def angle_columns() -> list[str]:

@@ -240,6 +240,33 @@ def zero_lag(values, times, cutoff: float) -> np.ndarray:
         raise ValueError(f"{len(values)} values but {len(times)} times")
     if len(values) < 2:
         return values
+    # Odd reflection at both ends (as scipy's filtfilt pads, 3 time constants), about the end of a
+    # straight line fitted to the last 1.5 time constants there: a walk goes on as it went, so the
+    # first and last frames are not pulled towards the middle of the path (on a 1.5 s walk they
+    # were, by up to 16 px), and one noisy end frame does not swing it.
+    pad = min(len(values) - 1, max(1, math.ceil(3 * _frames_per_time_constant(times, cutoff))))
+    fit = min(len(values), max(2, pad // 2 + 1))
+    first, last = _line_end(values[:fit], times[:fit]), _line_end(values[-fit:][::-1], times[-fit:][::-1])
+    values = np.concatenate([2 * first - values[pad:0:-1], values, 2 * last - values[-2 : -pad - 2 : -1]])
+    times = np.concatenate([2 * times[0] - times[pad:0:-1], times, 2 * times[-1] - times[-2 : -pad - 2 : -1]])
+    return _forward_backward(values, times, cutoff)[pad:-pad]
+
+
+def _frames_per_time_constant(times: np.ndarray, cutoff: float) -> float:
+    steps = np.diff(times)
+    step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0
+    return 1 / (2 * math.pi * cutoff * step)
+
+
+def _line_end(values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The least-squares line through ``values`` over ``times``, at the first time: (1, ...)."""
+    design = np.stack([np.ones(len(times)), times - times[0]], axis=1)
+    flat = values.reshape(len(values), -1)
+    (intercept, _), *_ = np.linalg.lstsq(design, flat, rcond=None)
+    return intercept.reshape((1,) + values.shape[1:])
+
+
+def _forward_backward(values: np.ndarray, times: np.ndarray, cutoff: float) -> np.ndarray:
     steps = np.diff(times)
     steps = np.where(steps > 0, steps, np.median(steps[steps > 0]) if (steps > 0).any() else 1.0)
     rate = 2 * math.pi * cutoff * steps

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from ..defaults import CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD
+from ..defaults import CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, FOLLOW_SIZE, KPT_THRESHOLD
 from ..errors import UserError
 from .collection import add_collection_arguments
 from .console import EXIT_INTERRUPTED, EXIT_OK, PROG, fail, quiet_libraries, reported, stop_on_sigterm
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(parser.add_argument_group("models"))
     _detection_arguments(parser.add_argument_group("detection and drawing"))
     _live_arguments(parser.add_argument_group("live"))
+    _follow_arguments(parser.add_argument_group("following one person"))
     add_collection_arguments(parser)
     parser.add_argument("--io-processes", action="store_true",
                         help="video files: decode, and draw + encode, in two processes of their own (frames "
@@ -119,6 +120,21 @@ def _live_arguments(live) -> None:
     live.add_argument("--camera-fps", type=float, help="ask the webcam for this frame rate")
     live.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="S",
                       help=f"streams: give up connecting after S seconds, every attempt together (default {CONNECT_TIMEOUT_S:g})")
+
+
+def _follow_arguments(follow) -> None:
+    follow.add_argument("--follow", metavar="ID|largest|center",
+                        help="follow one person (turns tracking on): a track id, or the largest / most central "
+                        "person when they first appear; drawn in full, the others dimmed; kept through gaps "
+                        "(live: taken up by a new track where they were lost); JSONL lines say whom")
+    follow.add_argument("--follow-only", action="store_true", help="with --follow: draw only the followed person")
+    follow.add_argument("--follow-video", metavar="PATH.mp4",
+                        help="with --follow: a second video keeping the followed person centred at a steady scale "
+                        "(audio kept; files: a second pass with no lag; live: smoothed as it goes)")
+    follow.add_argument("--follow-size", metavar="WxH", help=f"the size of --follow-video (default {FOLLOW_SIZE})")
+    follow.add_argument("--plot", metavar="PATH.png",
+                        help="a PNG of the followed person's joint angles over time (without --follow: the largest "
+                        'person\'s); needs matplotlib: pip install "vitpose-live[plot]"')
 
 
 def parse_request(argv: list[str] | None = None) -> Request:

@@ -28,11 +28,12 @@ class Summary:
     stats: dict | None = None
     detection: str | None = None  # the detector's interval and the person cap, in words
     analysis: dict | None = None  # --smooth offline: the analysis' counts (tracklets joined, ...)
+    others: tuple[str, ...] = ()  # the follow video and the plot
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
         per_frame = self.persons / self.frames if self.frames else 0.0
-        outputs = ", ".join(p for p in (self.output, self.keypoints) if p) or "no output file"
+        outputs = ", ".join(p for p in (self.output, self.keypoints, *self.others) if p) or "no output file"
         head = "interrupted after" if self.interrupted else "done:"
         line = (
             f"{head} {self.frames} frame(s) in {self.seconds:.1f} s ({rate:.1f} frames/s), "
@@ -61,8 +62,9 @@ def model_choice(request: Request):
                    request.det_every, request.max_persons)
 
 
-def engine_options(request: Request, *, live: bool):
-    """The shared recipe's options from the command line."""
+def engine_options(request: Request, *, live: bool, tracking: bool = False):
+    """The shared recipe's options from the command line; tracked with ``tracking`` (a window to
+    click in), ``--follow`` or ``--plot``."""
     from ..engine.recipe import EngineOptions, FrameSettings, ModelOptions
 
     choice = model_choice(request)
@@ -73,8 +75,9 @@ def engine_options(request: Request, *, live: bool):
         det_threshold=request.det_threshold, max_persons=choice.max_persons, kpt_threshold=request.kpt_threshold,
         smooth=one_euro, smooth_min_cutoff=request.smooth_min_cutoff, smooth_beta=request.smooth_beta,
     )
-    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1, tracking=request.offline,
-                         detector_gap_s=choice.detector_gap_s if live else 0.0)
+    return EngineOptions(models, settings, live=live, det_every=choice.det_every or 1,
+                         detector_gap_s=choice.detector_gap_s if live else 0.0,
+                         tracking=tracking or request.offline or request.follow is not None or request.plot is not None)
 
 
 def open_input(request: Request, spec):
@@ -108,6 +111,7 @@ def open_input(request: Request, spec):
 def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing: tuple, person_fields=()):
     """The outputs asked for. A source decoded in another process (``--io-processes``) gets its
     video drawn, with ``drawing`` (the annotator and the HUD), and encoded in another one too."""
+    from ..analysis.angles import angle_names_for
     from ..models.device import background_io
     from ..outputs.keypoints import open_keypoints_sink
     from ..outputs.base import Outputs
@@ -137,7 +141,8 @@ def open_outputs(request: Request, spec, source, engine, *, live: bool, drawing:
                 outputs.pictures.append(VideoFileSink(request.output, audio_from=audio, **size))
         if request.keypoints:
             header = keypoints_header(engine, {"source": request.source, "width": info.width,
-                                               "height": info.height, "fps": info.fps})
+                                               "height": info.height, "fps": info.fps},
+                                      angle_names_for(engine.skeleton.keypoint_names))
             if person_fields:  # optional per-person fields this file's persons may carry (CSV columns)
                 header["person_fields"] = list(person_fields)
             outputs.records.append(open_keypoints_sink(request.keypoints, header=header))
@@ -180,13 +185,15 @@ def annotate(request: Request, spec, window=None, engine=None, on_count=None) ->
     live = source.is_live or request.realtime
     try:
         if engine is None or live:
-            engine = build_engine(engine_options(request, live=live))
+            engine = build_engine(engine_options(request, live=live, tracking=window is not None))
             _warn_about(engine, request)
         else:
             engine.reset()
-        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes)
+        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes,
+                                  hide_others=request.follow_only)
         hud = HudAnnotator(enabled=request.hud if request.hud is not None else (live or window is not None))
         outputs = open_outputs(request, spec, source, engine, live=live, drawing=(annotator, hud))
+        following = _following(request, source, engine, outputs, live=live, clicks=window is not None)
     except BaseException:
         source.close()
         raise
@@ -197,10 +204,12 @@ def annotate(request: Request, spec, window=None, engine=None, on_count=None) ->
         batch=file_batch(engine.pose.placement.is_cuda, request.batch), draw=window is not None, total=info.frame_count,
         progress=not request.no_progress, on_count=on_count,
     )
-    report = run(source, engine, outputs, options, annotator=annotator, hud=hud,
-                 on_frame=Viewer(window, annotator, hud, request.snapshot_dir, engine) if window is not None else None,
+    viewer = Viewer(window, annotator, hud, request.snapshot_dir, engine, following.follower) if window else None
+    report = run(source, engine, outputs, options, annotator=annotator, hud=hud, on_frame=viewer,
                  on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
-                 on_idle=window.pump if window is not None else None)
+                 on_idle=window.pump if window is not None else None, following=following)
+    if report.frames:
+        _finish_following(request, spec, following, audio=info.has_audio and not live)
     stats = report.stats
     if isinstance(source, DecodeProcessSource):
         stats["stage_ms"].update(source.stage_ms)
@@ -213,7 +222,8 @@ def annotate(request: Request, spec, window=None, engine=None, on_count=None) ->
     if report.frames == 0 and not report.interrupted and not live:
         raise UserError(f"'{request.source}' has no frames")
     return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
-                   report.interrupted, stats if live else None, describe(engine.det_every, engine.settings.max_persons))
+                   report.interrupted, stats if live else None, describe(engine.det_every, engine.settings.max_persons),
+                   others=_made(request, report.frames))
 
 
 def annotate_offline(request: Request, spec, engine=None) -> Summary:
@@ -236,23 +246,61 @@ def annotate_offline(request: Request, spec, engine=None) -> Summary:
             _warn_about(engine, request)
         else:
             engine.reset()
-        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes)
+        annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes,
+                                  hide_others=request.follow_only)
         outputs = open_outputs(request, spec, source, engine, live=False, person_fields=("interpolated",),
                                drawing=(annotator, HudAnnotator(enabled=False)))  # fmt: skip
+        following = _following(request, source, engine, outputs, live=False, clicks=False)
     except BaseException:
         source.close()
         raise
     info = source.info
     options = RunOptions(batch=1, total=info.frame_count, progress=not request.no_progress)
     report = run_offline(source, lambda: open_input(request, spec), engine, outputs, options,
-                         AnalysisSettings(fill_gaps=request.gaps_filled), annotator=annotator)  # fmt: skip
+                         AnalysisSettings(fill_gaps=request.gaps_filled), annotator=annotator,
+                         following=following)  # fmt: skip
+    if report.frames:
+        _finish_following(request, spec, following, audio=source.info.has_audio)
     if request.stats_json:
         write_stats(request, outputs, report.stats)
     if report.frames == 0 and not report.interrupted:
         raise UserError(f"'{request.source}' has no frames")
     return Summary(report.frames, report.seconds, report.persons, request.output, request.keypoints,
                    report.interrupted, detection=describe(engine.det_every, engine.settings.max_persons),
-                   analysis=report.stats["offline"])
+                   analysis=report.stats["offline"], others=_made(request, report.frames))
+
+
+def _made(request: Request, frames: int) -> tuple[str, ...]:
+    """The follow video and the plot, when the run wrote any frame."""
+    return tuple(p for p in (request.follow_video, request.plot) if p and frames)
+
+
+def _following(request: Request, source, engine, outputs, *, live: bool, clicks: bool):
+    """The run's :class:`~vitpose_live.runtime.following.Following` (a live follow video opened
+    here); the outputs are removed when it cannot be made."""
+    from ..models.device import background_io
+    from ..runtime.following import FollowOptions, Following
+    from .request import follow_mode, follow_size
+
+    options = FollowOptions(follow_mode(request), clicks=clicks, video=request.follow_video,
+                            size=follow_size(request), plot=request.plot)
+    try:
+        return Following(options, live=live, fps=source.info.fps,
+                         background=background_io(engine.pose.device, live=live))
+    except BaseException:
+        outputs.abort()
+        raise
+
+
+def _finish_following(request: Request, spec, following, *, audio: bool) -> None:
+    """After the run: the plot and a file's follow video (the source decoded once more)."""
+    from ..outputs.plots import PlotError
+
+    try:
+        following.finish(lambda: open_input(request, spec), audio_from=request.source if audio else None,
+                         title=Path(request.source).name)
+    except PlotError as error:
+        raise UserError(str(error)) from None
 
 
 def _warn_about(engine, request: Request) -> None:

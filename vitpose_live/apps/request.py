@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ..defaults import AUTO, CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, KPT_THRESHOLD, check_at_least, check_fraction, check_not_negative
+from ..defaults import (AUTO, CONNECT_TIMEOUT_S, DET_THRESHOLD, FILL_GAPS, FOLLOW_SIZE, KPT_THRESHOLD, check_at_least,
+                        check_fraction, check_not_negative)
 from ..errors import UserError
 
 FORMATS = ("jsonl", "csv", "coco")
@@ -56,6 +57,12 @@ class Request:
     camera_size: str | None = None
     camera_fps: float | None = None
     connect_timeout: float = CONNECT_TIMEOUT_S
+    # following one person
+    follow: str | None = None
+    follow_only: bool = False
+    follow_video: str | None = None
+    follow_size: str | None = None
+    plot: str | None = None
     # collections
     output_dir: str | None = None
     formats: str = "jsonl"
@@ -101,9 +108,11 @@ def check_request(request: Request):
     spec = classify(request.source)
     if not spec.live and spec.kind is not SourceKind.FOLDER and not os.path.exists(spec.text):
         raise UserError(f"cannot open '{request.source}': file not found")
-    if not (request.output or request.keypoints or request.stats_json or wants_window(request, spec)):
+    if not (request.output or request.keypoints or request.stats_json or request.follow_video or request.plot
+            or wants_window(request, spec)):
         raise UserError("nothing to do: give --output, --keypoints or --stats-json (or --window to watch)")
     _check_outputs(request, spec)
+    _check_following(request, spec)
     _check_numbers(request, live=spec.live or request.realtime)
     if request.camera_size:
         camera_size(request)
@@ -136,6 +145,63 @@ def _check_outputs(request: Request, spec) -> None:
             if path:
                 check_writable(Path(path))
     except SinkError as error:
+        raise UserError(str(error)) from None
+
+
+def _check_following(request: Request, spec) -> None:
+    """``--follow``, ``--follow-only``, ``--follow-video``, ``--follow-size`` and ``--plot``."""
+    from ..outputs.paths import VIDEO_EXTENSIONS, SinkError, check_writable
+    from ..sources.spec import SourceKind
+
+    follow_mode(request)
+    follow_size(request)
+    for flag, given in (("--follow-only", request.follow_only), ("--follow-video", request.follow_video)):
+        if given and request.follow is None:
+            raise UserError(f"{flag} needs --follow ID|largest|center (whom to follow)")
+    if request.follow_size and not request.follow_video:
+        raise UserError("--follow-size is the size of --follow-video: give that too")
+    if request.io_processes and request.follow is not None:
+        raise UserError("--follow draws in the run's own process: it does not go with --io-processes")
+    for flag, path, wanted in (("--follow-video", request.follow_video, VIDEO_EXTENSIONS),
+                               ("--plot", request.plot, {".png"})):
+        if not path:
+            continue
+        if spec.kind is SourceKind.IMAGE:
+            raise UserError(f"{flag} is for videos and live sources, not an image")
+        if Path(path).suffix.lower() not in wanted:
+            raise UserError(f"{flag} must end in {' or '.join(sorted(wanted))}")
+        if request.output and Path(path).resolve() == Path(request.output).resolve():
+            raise UserError(f"{flag} and --output name the same file")
+        try:
+            check_writable(Path(path))
+        except SinkError as error:
+            raise UserError(str(error)) from None
+    if request.plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserError('--plot needs matplotlib: pip install "vitpose-live[plot]"')
+
+
+def follow_mode(request: Request) -> str | int | None:
+    """``--follow`` parsed: ``"largest"``, ``"center"``, a track id, or None."""
+    from ..analysis.follow import FollowError, parse_follow
+
+    if request.follow is None:
+        return None
+    try:
+        return parse_follow(request.follow)
+    except FollowError as error:
+        raise UserError(str(error)) from None
+
+
+def follow_size(request: Request) -> tuple[int, int]:
+    """``--follow-size`` parsed (the default when not given): (width, height)."""
+    from ..analysis.framing import FramingError, parse_size
+
+    try:
+        return parse_size(request.follow_size or FOLLOW_SIZE)
+    except FramingError as error:
         raise UserError(str(error)) from None
 
 
@@ -191,7 +257,9 @@ def _check_single_input(request: Request) -> None:
 def check_collection(request: Request) -> tuple[str, ...]:
     """The collection's own options checked; the keypoint formats it asks for."""
     single = {"output": "--output", "keypoints": "--keypoints", "window": "--window", "realtime": "--realtime",
-              "stats_json": "--stats-json", "latency_target": "--latency-target"}
+              "stats_json": "--stats-json", "latency_target": "--latency-target", "follow": "--follow",
+              "follow_only": "--follow-only", "follow_video": "--follow-video", "follow_size": "--follow-size",
+              "plot": "--plot"}
     for name, flag in single.items():
         if getattr(request, name, None):
             raise UserError(f"{flag} is for one input; with --output-dir every input gets its own outputs")

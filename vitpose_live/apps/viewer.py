@@ -1,5 +1,6 @@
 """The window face of the run loop: shows each annotated frame and applies the keys (quit, pause,
-snapshot, boxes, ids, HUD, keypoint threshold)."""
+snapshot, boxes, ids, HUD, keypoint threshold) and clicks (follow the person clicked; Esc or f
+releases them)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from ..render import HudAnnotator, PoseAnnotator
+from .window import Pick
 
 
 class Viewer:
     """``on_frame`` for :func:`vitpose_live.runtime.run.run`: returns True when the user quits.
     Snapshots (``s``) go to ``snapshot_dir`` as a PNG and its keypoints JSON. The keypoint
     threshold keys (``+``/``-``) change the engine's: the run loop draws with it, and the smoother and
-    the keypoint files use the same one."""
+    the keypoint files use the same one. With a ``follower`` (the run's
+    :class:`~vitpose_live.analysis.follow.Follower`), a left click follows the person under it and
+    Esc or ``f`` releases them; Esc quits when nobody is followed."""
 
     def __init__(self, window, annotator: PoseAnnotator, hud: HudAnnotator, snapshot_dir: str | Path = ".",
-                 engine=None) -> None:
+                 engine=None, follower=None) -> None:
         self.window, self.annotator, self.hud, self.engine = window, annotator, hud, engine
+        self.follower = follower
         self.snapshot_dir = Path(snapshot_dir)
         self.paused = False
 
     def __call__(self, result, picture: np.ndarray | None, stats) -> bool:
         action = self.window.show(picture)
         while True:
+            if action == "escape":
+                following = self.follower is not None and self.follower.person is not None
+                action = "release" if following else "quit"
             if action in ("quit", "closed"):
                 return True
             self._apply(action, result, picture)
@@ -35,8 +43,14 @@ class Viewer:
                 return False
             action = self.window.poll(50)  # paused: wait for keys; live frames are dropped meanwhile
 
-    def _apply(self, action: str | None, result, picture) -> None:
-        if action == "boxes":
+    def _apply(self, action, result, picture) -> None:
+        if isinstance(action, Pick):
+            if self.follower is not None:
+                self.follower.pick_at(action.x, action.y)
+        elif action == "release":
+            if self.follower is not None:
+                self.follower.release()
+        elif action == "boxes":
             self.annotator.show_boxes = not self.annotator.show_boxes
         elif action == "ids":
             self.annotator.show_ids = not self.annotator.show_ids

@@ -12,6 +12,7 @@ import ctypes.util
 import os
 import sys
 import time
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -20,7 +21,8 @@ from ..errors import VitposeError
 
 KEYS = {
     ord("q"): "quit",
-    27: "quit",  # Esc
+    27: "escape",  # Esc: release the followed person, or quit when nobody is followed
+    ord("f"): "release",
     ord(" "): "pause",
     ord("s"): "snapshot",
     ord("b"): "boxes",
@@ -30,6 +32,14 @@ KEYS = {
     ord("="): "more",
     ord("-"): "fewer",
 }
+
+
+class Pick(NamedTuple):
+    """A left click on the picture, at its pixel ``(x, y)`` (the frame's own pixels, whatever the
+    window's size): follow the person there."""
+
+    x: int
+    y: int
 
 
 class NoDisplayError(VitposeError, RuntimeError):
@@ -80,11 +90,13 @@ def fitted_size(width: int, height: int, screen: tuple[int, int]) -> tuple[int, 
 
 
 class Window:
-    """A resizable window showing RGB frames; ``show`` returns the action of a pressed key.
+    """A resizable window showing RGB frames; ``show`` returns the action of a pressed key, or a
+    :class:`Pick` for a left click.
 
     The window remembers only the last key pressed between two ``cv2.waitKey`` calls, so a
     consumer calls :meth:`pump` every few milliseconds while it waits for a frame: each key is
-    queued, and ``show`` / ``poll`` hand them out one at a time.
+    queued, and ``show`` / ``poll`` hand them out one at a time. Clicks are queued with them, in
+    the order they came (OpenCV calls back during ``waitKey``, on this thread).
     """
 
     def __init__(self, title: str = "vitpose-live"):
@@ -98,9 +110,14 @@ class Window:
         except cv2.error as error:
             raise NoDisplayError(f"cannot open a window: {str(error).strip().splitlines()[-1]}") from error
         self._shown = False
-        self._keys: collections.deque[str] = collections.deque()
+        self._keys: collections.deque[str | Pick] = collections.deque()
+        cv2.setMouseCallback(title, self._mouse)
 
-    def show(self, rgb: np.ndarray, wait_ms: int = 1) -> str | None:
+    def _mouse(self, event: int, x: int, y: int, flags: int, param) -> None:
+        if event == cv2.EVENT_LBUTTONDOWN:
+            self._keys.append(Pick(int(x), int(y)))
+
+    def show(self, rgb: np.ndarray, wait_ms: int = 1) -> str | Pick | None:
         """Show a frame; the action of the key pressed meanwhile, "closed" when the window was closed."""
         if self._shown and self.closed:
             return "closed"
@@ -117,7 +134,7 @@ class Window:
         if action is not None:
             self._keys.append(action)
 
-    def poll(self, wait_ms: int = 1) -> str | None:
+    def poll(self, wait_ms: int = 1) -> str | Pick | None:
         """The next queued action, waiting up to ``wait_ms`` for one; "closed" when the window was closed."""
         deadline = time.monotonic() + wait_ms / 1000
         self.pump()

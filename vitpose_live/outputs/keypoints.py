@@ -56,29 +56,34 @@ def open_keypoints_sink(path: str | Path, header: dict):
     return sink(path, header=header)
 
 
-def csv_columns(keypoint_names, person_fields=()) -> list[str]:
+def csv_columns(keypoint_names, angle_names=(), person_fields=()) -> list[str]:
     """frame, time, person, track_id, x1, y1, x2, y2, box_score, then ``<name>_x``, ``<name>_y``,
-    ``<name>_score`` per keypoint (the web app's CSV has the same columns), then one column per
-    optional person field the file carries (its header's ``person_fields``: ``interpolated``)."""
+    ``<name>_score`` per keypoint, then ``angle_<name>`` per joint angle (the header's
+    ``angle_names``), then one column per optional person field the file carries (its header's
+    ``person_fields``: ``interpolated``). The web app's CSV has the same columns."""
     columns = ["frame", "time", "person", "track_id", "x1", "y1", "x2", "y2", "box_score"]
-    return columns + [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")] + list(person_fields)
+    columns += [f"{name}_{part}" for name in keypoint_names for part in ("x", "y", "score")]
+    return columns + [f"angle_{name}" for name in angle_names] + list(person_fields)
 
 
 class KeypointsCsvSink(TextSink):
     """One row per person per frame under named columns (:func:`csv_columns`); ``track_id`` is
-    empty when the poses are not tracked, a missing value (NaN) an empty cell."""
+    empty when the poses are not tracked, a missing value (NaN, an unknown angle) an empty cell."""
 
     def __init__(self, path: str | Path, *, header: dict) -> None:
         super().__init__(path, newline="")
         self._writer = csv.writer(self._file)
+        self._angles = tuple(header.get("angle_names", ()))
         self._fields = tuple(header.get("person_fields", ()))
-        self._guarded(self._writer.writerow, csv_columns(header["keypoint_names"], self._fields))
+        self._guarded(self._writer.writerow, csv_columns(header["keypoint_names"], self._angles, self._fields))
 
     def write_record(self, record: dict) -> None:
         rows = []
         for n, person in enumerate(record["persons"]):
             row = [record["frame"], record["time"], n, person.get("track_id"), *person["box"], person["score"]]
             row += [value for keypoint in person["keypoints"] for value in keypoint]
+            angles = person.get("angles", {})
+            row += [angles.get(name) for name in self._angles]
             row += [int(bool(person.get(name))) for name in self._fields]  # a flag: 1 or 0
             rows.append(["" if value is None else value for value in row])
         self._guarded(self._writer.writerows, rows)

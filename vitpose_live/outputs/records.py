@@ -30,26 +30,38 @@ def json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def keypoints_header(engine, source_info: dict) -> dict:
-    """The header of a keypoints file: models, keypoint names and edges, and the source's
-    ``source``, ``width``, ``height`` and ``fps``."""
-    return {
+def keypoints_header(engine, source_info: dict, angle_names=()) -> dict:
+    """The header of a keypoints file: models, keypoint names and edges, the names of the joint
+    angles each person gets (when there are any), and the source's ``source``, ``width``,
+    ``height`` and ``fps``."""
+    header = {
         "model": engine.pose.name,
         "detector": engine.detector.name,
         "keypoint_names": list(engine.skeleton.keypoint_names),
         "edges": [list(edge) for edge in engine.skeleton.edges],
-        **source_info,
     }
+    if angle_names:
+        header["angle_names"] = list(angle_names)
+    return {**header, **source_info}
 
 
-def frame_record(frame_index: int, time: float | None, poses: Poses, *, interpolated=None) -> dict:
-    """One frame's poses as the JSON-ready record of a keypoints line. ``interpolated`` ((N,)
-    bool, offline runs): the persons filled in across a gap get ``"interpolated": true`` (only
-    they: a person seen has no such key)."""
+NOT_FOLLOWING = object()  # frame_record's ``followed`` when nobody is followed in this run
+
+
+def frame_record(frame_index: int, time: float | None, poses: Poses, *, interpolated=None, angles=None,
+                 followed: int | None | object = NOT_FOLLOWING) -> dict:
+    """One frame's poses as the JSON-ready record of a keypoints line. Extras, each only when
+    given: ``interpolated`` ((N,) bool, offline runs) -> ``"interpolated": true`` on the persons
+    filled in across a gap (only they: a person seen has no such key); ``angles`` (angle name ->
+    (N,) degrees, NaN unknown) -> an ``"angles"`` object per person (degrees to 1 decimal, None
+    unknown); ``followed`` (a track id, or None when the followed person is not in the frame) ->
+    the frame's ``"followed"``."""
     xy = rounded(poses.keypoints, 2)
     scores = rounded(poses.scores, 4)
     boxes = rounded(poses.boxes, 2)
     box_scores = rounded(poses.box_scores, 4)
+    names = list(angles or ())
+    degrees = rounded(np.reshape([angles[name] for name in names], (len(names), len(poses))).T, 1) if names else None
     persons = []
     for n in range(len(poses)):
         person = {
@@ -61,9 +73,14 @@ def frame_record(frame_index: int, time: float | None, poses: Poses, *, interpol
             person["track_id"] = int(poses.track_ids[n])
         if interpolated is not None and interpolated[n]:
             person["interpolated"] = True
+        if degrees is not None:
+            person["angles"] = dict(zip(names, degrees[n], strict=True))
         persons.append(person)
     seconds = None if time is None else round(float(time), 4)
-    return {"frame": int(frame_index), "time": seconds, "persons": persons}
+    record = {"frame": int(frame_index), "time": seconds, "persons": persons}
+    if followed is not NOT_FOLLOWING:
+        record["followed"] = None if followed is None else int(followed)
+    return record
 
 
 def read_keypoints_jsonl(path: str | Path) -> tuple[dict, list[dict]]:

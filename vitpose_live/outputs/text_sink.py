@@ -35,7 +35,7 @@ class TextSink(FileSink):
             raise SinkError(f"cannot write '{self.path}': {os_reason(error)}") from None
 
     def write(self, frame_index: int, time: float | None, poses: Poses, **extras) -> None:
-        """One frame; ``extras`` go to :func:`~vitpose_live.outputs.records.frame_record` (``interpolated=``)."""
+        """One frame; ``extras`` are :func:`~vitpose_live.outputs.records.frame_record`'s (interpolated, angles, followed)."""
         self.write_record(frame_record(frame_index, time, poses, **extras))
 
     def write_record(self, record: dict) -> None:

@@ -27,6 +27,7 @@ from ..engine.engine import PoseEngine
 from ..models.device import background_io
 from ..outputs.base import Outputs
 from ..render import PoseAnnotator
+from .following import FollowOptions, Following
 from .pipeline import Pipeline, PipelineError, Policy
 from .run import FrameCallback, RunOptions, RunReport, draw, run, write_frame
 
@@ -65,11 +66,13 @@ class OfflineReport:
 
 def run_offline(source, reopen: Callable[[], object], engine: PoseEngine, outputs: Outputs, options: RunOptions,
                 settings: AnalysisSettings | None = None, *, annotator: PoseAnnotator | None = None,
-                on_frame: FrameCallback | None = None) -> OfflineReport:
+                on_frame: FrameCallback | None = None, following: Following | None = None) -> OfflineReport:
     """Run the file ``source`` through ``engine`` (tracked), analyse its tracks with ``settings``,
     then read it again from ``reopen()`` and write ``outputs`` from the analysed poses. ``outputs``
     are finalised at the end (or on Ctrl-C) and removed on any other error; ``source`` is closed.
-    ``on_frame`` is pass 1's (:func:`~vitpose_live.runtime.run.run`'s: progress, a stop)."""
+    ``on_frame`` is pass 1's (:func:`~vitpose_live.runtime.run.run`'s: progress, a stop).
+    ``following`` (angles, ``--follow``, what ``--plot`` and a follow video need) is asked in pass
+    2, so it sees the analysed tracks: joined ids, smoothed keypoints."""
     if engine.tracking is None:
         source.close()
         raise ValueError("offline analysis needs a tracking engine (ids across frames)")
@@ -86,7 +89,8 @@ def run_offline(source, reopen: Callable[[], object], engine: PoseEngine, output
         del store
         second_at = time.monotonic()
         frames, persons, stopped = second_pass(reopen, analysis, outputs, annotator, kpt_threshold,
-                                               options=options, background=_background(engine))  # fmt: skip
+                                               options=options, background=_background(engine),
+                                               following=following)  # fmt: skip
     except BaseException:
         outputs.abort()
         raise
@@ -104,14 +108,16 @@ def _background(engine: PoseEngine) -> bool:
 
 def second_pass(open_source: Callable[[], object], analysis: Analysis, outputs: Outputs, annotator: PoseAnnotator,
                 kpt_threshold: float, *, options: RunOptions = RunOptions(), background: bool = False,
-                ) -> tuple[int, int, bool]:  # fmt: skip
+                following: Following | None = None) -> tuple[int, int, bool]:  # fmt: skip
     """Decode the file again and write each of its first ``analysis.frames`` frames to ``outputs``
-    from the analysed poses; (frames written, persons written, stopped by Ctrl-C)."""
+    from the analysed poses (asking ``following`` per frame, as the run loop does); (frames
+    written, persons written, stopped by Ctrl-C)."""
     from tqdm import tqdm
 
     def look_up(frame):
         return frame, analysis.poses_at(frame.index) if frame.index < analysis.frames else None
 
+    following = following or Following(FollowOptions(), live=False)
     frames = persons = 0
     pipeline = Pipeline(open_source, look_up, policy=Policy.FIFO, background_capture=background)
     bar = tqdm(total=analysis.frames, unit="frame", desc="drawing", dynamic_ncols=True,
@@ -121,12 +127,15 @@ def second_pass(open_source: Callable[[], object], analysis: Analysis, outputs: 
             for frame, at in pipeline.results():
                 if at is None:  # past the frames pass 1 read (it was interrupted)
                     break
+                followed = following.frame(frame, at.poses, frame.time, kpt_threshold)
                 picture = None
                 if outputs.pictures:
                     image = np.asarray(frame.image)
                     canvas = image if image.flags.writeable else image.copy()
-                    picture = draw(annotator, canvas, at.poses, kpt_threshold, interpolated=at.interpolated)
-                write_frame(outputs, frame, at.poses, frame.time, picture, interpolated=at.interpolated)
+                    picture = draw(annotator, canvas, at.poses, kpt_threshold, interpolated=at.interpolated,
+                                   followed=followed.drawn)  # fmt: skip
+                write_frame(outputs, frame, at.poses, frame.time, picture, interpolated=at.interpolated,
+                            **following.extras(followed))  # fmt: skip
                 frames, persons = frames + 1, persons + len(at.poses)
                 bar.update(1)
     except KeyboardInterrupt:

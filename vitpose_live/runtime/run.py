@@ -19,6 +19,7 @@ import torch
 from ..models.device import background_io
 from ..engine.engine import PoseEngine, Result, warm_up
 from ..system.interrupts import held
+from .following import FollowOptions, Following
 from .pipeline import Pipeline, PipelineStats, Policy
 from ..render import HudAnnotator, PoseAnnotator
 from ..outputs.base import Outputs
@@ -69,16 +70,20 @@ def run(
     on_frame: FrameCallback | None = None,
     on_latency: Callable[[float], None] | None = None,
     on_idle: Callable[[], None] | None = None,
+    following: Following | None = None,
 ) -> RunReport:
     """Run ``source`` through ``engine`` into ``outputs`` until it ends, ``on_frame`` asks to
     stop, or Ctrl-C (outputs are then finalised: ``interrupted``). Any other error removes the
     outputs and is raised. The source and the engine's threads are closed in every case.
-    ``on_idle`` is called every few milliseconds while waiting for a frame (a window's keys)."""
+    ``on_idle`` is called every few milliseconds while waiting for a frame (a window's keys).
+    ``following`` (:class:`~.following.Following`): the followed person drawn in full, the
+    others dimmed, a live follow video; without it, keypoint records still get joint angles."""
     annotator = annotator or PoseAnnotator()
     if options.live:
         warm_up(engine)
     pipeline = _pipeline(source, engine, options)
-    loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency, on_idle)
+    following = following or Following(FollowOptions(), live=options.live)
+    loop = _Loop(engine, outputs, options, (annotator, hud), on_frame, on_latency, on_idle, following)
     interrupted, cpu_started = False, time.process_time()
     try:
         with pipeline:
@@ -89,11 +94,12 @@ def run(
     except BaseException:
         pipeline.stop()
         outputs.abort()
+        following.abort()
         raise
     finally:
         engine.close()
         source.close()
-    outputs.close()
+    _close(outputs, following)
     stats = pipeline.stats.summary()
     stats["stage_ms"].update(outputs.stage_ms())
     stats["cpu_s"] = {"this_process": round(time.process_time() - cpu_started, 3), **outputs.cpu_s()}
@@ -102,6 +108,20 @@ def run(
     stats["detector_rate"] = round(stats["detector_passes"] / max(seconds, 1e-9), 2)
     stats["seconds"], stats["persons"] = round(seconds, 4), loop.persons
     return RunReport(loop.frames, loop.persons, seconds, interrupted, stats)
+
+
+def _close(outputs: Outputs, following: Following) -> None:
+    """Finalise the outputs and the live follow video, or remove them all when one fails."""
+    try:
+        following.close()
+    except BaseException:
+        outputs.abort()
+        raise
+    try:
+        outputs.close()
+    except BaseException:
+        following.abort()
+        raise
 
 
 def _pipeline(source, engine: PoseEngine, options: RunOptions) -> Pipeline:
@@ -124,10 +144,12 @@ def _pipeline(source, engine: PoseEngine, options: RunOptions) -> Pipeline:
 class _Loop:
     """The caller's side of the pipeline: draw, write, count, report."""
 
-    def __init__(self, engine, outputs: Outputs, options: RunOptions, drawing, on_frame, on_latency, on_idle=None):
+    def __init__(self, engine, outputs: Outputs, options: RunOptions, drawing, on_frame, on_latency, on_idle=None,
+                 following: Following | None = None):
         from tqdm import tqdm
 
         self.engine, self.outputs, self.options = engine, outputs, options
+        self.following = following or Following(FollowOptions(), live=options.live)
         self.annotator, self.hud = drawing
         self.on_frame, self.on_latency, self.on_idle = on_frame, on_latency, on_idle
         self.frames = self.persons = self.detections = 0
@@ -178,13 +200,18 @@ class _Loop:
         started = time.perf_counter()
         stamp = self._stamp(frame)
         picture = None
-        lines = hud_lines(stats, poses) if self.hud is not None and self.hud.enabled else []
+        # the engine's keypoint threshold: the one the smoother, the keypoint files and the angles use
+        kpt = self.engine.settings.kpt_threshold
+        followed = self.following.frame(frame, poses, stamp, kpt)
+        lines = []
+        if self.hud is not None and self.hud.enabled:
+            lines = hud_lines(stats, poses) + self.following.hud_lines(followed)
         if self.outputs.pictures or self.options.draw:
-            # drawn at the engine's keypoint threshold: the one the smoother and the keypoint files use
-            picture = draw(self.annotator, self._canvas(frame.image), poses, self.engine.settings.kpt_threshold,
-                           self.hud, lines)  # fmt: skip
-        with held():
-            write_frame(self.outputs, frame, poses, stamp, picture, lines)
+            picture = draw(self.annotator, self._canvas(frame.image), poses, kpt, self.hud, lines,
+                           followed=followed.drawn)  # fmt: skip
+        with held():  # a frame's picture, its keypoints line and its follow view: all or none
+            write_frame(self.outputs, frame, poses, stamp, picture, lines, **self.following.extras(followed))
+            self.following.write_view(frame, followed, stamp)
             self.frames += 1
             self.persons += len(poses)
         self.detections += int(result.detected)
@@ -211,10 +238,10 @@ class _Loop:
 
 
 def draw(annotator: PoseAnnotator, canvas: np.ndarray, poses, kpt_threshold: float, hud: HudAnnotator | None = None,
-         lines=(), interpolated: np.ndarray | None = None) -> np.ndarray:
+         lines=(), interpolated: np.ndarray | None = None, followed: int | None = None) -> np.ndarray:
     """``canvas`` with ``poses`` drawn at ``kpt_threshold`` (persons ``interpolated`` (N,) bool
-    dimmed) and the HUD's ``lines`` over them."""
-    picture = annotator.annotate(canvas, poses, kpt_threshold, interpolated=interpolated)
+    dimmed; with ``followed``, all but that track id dimmed) and the HUD's ``lines`` over them."""
+    picture = annotator.annotate(canvas, poses, kpt_threshold, interpolated=interpolated, followed=followed)
     if lines and hud is not None:
         hud.annotate(picture, list(lines))
     return picture
