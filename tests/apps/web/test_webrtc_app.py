@@ -10,6 +10,7 @@ HTTP by itself."""
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from vitpose_live.apps.web import PoseWebApp
 
 FAST = {"det_every": 1, "max_persons": 3}  # the tiny random detector finds ~50 boxes in any picture
 SIZE = (320, 240)
-RATE_BOUND = 15.0  # frames/s shown from the 30 frames/s fake camera
+KEPT_UP = 0.7  # the share of what camera and engine allow that must be shown: the transport adds no cap
 CLIP = {"width": 640, "height": 480, "fps": 30, "frames": 60}
 
 
@@ -270,9 +271,12 @@ def test_the_page_streams_over_webrtc_at_the_cameras_rate_with_the_poses_drawn(s
     finally:
         page.context.close()
     print(f"shown {fps:.1f} frames/s; live line: {line}")
-    # A camera-like rate: the HTTP stream shows ~9 frames/s here (bench/RESULTS.md); on this shared
-    # 2-core machine the tiny models' engine takes 25-40 ms a frame, so the bound leaves room.
-    assert fps >= RATE_BOUND, f"{fps:.1f} frames/s shown from a 30 frames/s camera"
+    # The rate the camera and the engine allow, whatever else loads this machine: the camera's 30,
+    # or fewer when the server's ms per frame (on the live line) cannot keep up. One HTTP round trip
+    # per frame shows ~9 frames/s here while the engine could do ~30 (bench/RESULTS.md).
+    server_ms = float(re.search(r"server ([\d.]+) ms/frame", line).group(1))
+    allowed = min(CLIP["fps"], 1000.0 / server_ms)
+    assert fps >= KEPT_UP * allowed, f"{fps:.1f} frames/s shown where camera and engine allow {allowed:.1f}"
     assert picture.shape == (480, 640, 3), picture.shape
     assert all(word in line for word in ("WebRTC", "shown", "server", "ms/frame", "dropped", "RTT", "persons")), line
     assert session.settings.kpt_threshold == 0 and session.settings.max_persons == 3  # the page's controls
