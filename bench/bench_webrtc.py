@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -156,6 +157,13 @@ async def client_latency(manager, seconds: float, size) -> dict:
             "ms_p50_second_half": ms(latencies[half:])}
 
 
+def off_loop(coroutine):
+    """``asyncio.run(coroutine)`` in a thread of its own: Playwright's sync API keeps an event
+    loop running in this one, and asyncio.run refuses to start inside a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def http_rate(chromium, url: str, seconds: float) -> dict:
     """Annotated frames per second a page's HTTP webcam (Gradio's streaming ``gr.Image``) shows."""
     from support.webcam import open_page, output_rate, start_camera, stop_camera
@@ -204,7 +212,7 @@ def app_rows(chromium, args, size) -> dict:
                 rows[name] = http_rate(chromium, urls[name], args.seconds)
             else:
                 rows[name] = measure(chromium, urls[name], args.seconds, app.webrtc.manager)
-                rows[name]["capture_to_return"] = asyncio.run(client_latency(app.webrtc.manager, args.seconds, size))
+                rows[name]["capture_to_return"] = off_loop(client_latency(app.webrtc.manager, args.seconds, size))
             print(f"  {name}: {json.dumps(rows[name])}", flush=True)
     finally:
         trivial.close()
