@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import json
 import os
@@ -137,24 +138,43 @@ async def client_latency(manager, seconds: float, size) -> dict:
     client = await connect(manager, key="bench", size=size, quick=True)  # hands frames on as a browser does
     await asyncio.sleep(seconds)
     await client.close()
-    sent = client.camera.sent
-    latencies = []
-    for r in client.received:
-        if r.index is None:
-            continue
-        at = [t for i, t in sent if i % 1024 == r.index and t <= r.at]  # the barcode holds the index mod 1024
-        if at:
-            latencies.append((r.at - at[-1]) * 1e3)
+    latencies = returned_latencies(client.camera.sent, client.received)
     if len(latencies) < 4:
-        return {"frames": len(latencies)}
+        return {"frames": len(latencies), "returned": len(client.received)}
     half = len(latencies) // 2
 
     def ms(values, q=50):
         return round(float(np.percentile(values, q)), 1)
 
-    return {"frames": len(latencies), "fps": round(len(latencies) / seconds, 2), "ms_p50": ms(latencies),
-            "ms_p95": ms(latencies, 95), "ms_p50_first_half": ms(latencies[:half]),
+    return {"frames": len(latencies), "returned": len(client.received), "fps": round(len(latencies) / seconds, 2),
+            "ms_p50": ms(latencies), "ms_p95": ms(latencies, 95), "ms_p50_first_half": ms(latencies[:half]),
             "ms_p50_second_half": ms(latencies[half:])}
+
+
+def returned_latencies(sent: list, received: list) -> list[float]:
+    """Milliseconds from each returned frame's capture to its return. A frame is known by its
+    barcode (the index mod 1024) where the overlay left it readable; a pose overlay covers it in
+    most frames, so every frame is also known by its timestamp: the answer keeps the capture's
+    ``pts``, and the two RTP legs add one fixed offset (mod 2**32, give or take a few ticks), read off
+    the barcoded frames."""
+    step = 90000 // 30  # the client camera's pts per frame (BarcodeTrack at 30 frames/s)
+    at = dict(sent)
+    offsets = collections.Counter()
+    for r in received:
+        if r.index is not None:
+            indices = [i for i, t in sent if i % 1024 == r.index and t <= r.at]  # the barcode's index mod 1024
+            if indices:
+                offsets[(r.pts - indices[-1] * step) % 2**32] += 1
+    if not offsets:
+        return []
+    offset = offsets.most_common(1)[0][0]
+    latencies = []
+    for r in received:
+        ticks = (r.pts - offset + 45) % 2**32 - 45  # aiortc's time base conversions round: a few ticks off
+        index = round(ticks / step)
+        if abs(ticks - index * step) <= 45 and index in at and at[index] <= r.at:
+            latencies.append((r.at - at[index]) * 1e3)
+    return latencies
 
 
 def off_loop(coroutine):
