@@ -6,11 +6,14 @@ back, on Gradio's own loop: aiortc decodes and encodes it, nothing else), the ma
 trivial ``process`` (a line drawn on a copy), and the manager with a slow one (``--slow-ms`` of
 sleep, as a model on a GPU would take, then the line). Each page's video is counted with
 ``requestVideoFrameCallback``: frames shown per second. Rounds alternate so that all three see
-the same machine load. Then an aiortc client in this process (frames numbered by a barcode)
-measures capture-to-return latency through the manager, trivial and slow: p50/p95 over the run
-and the p50 of its first and second halves (a delay that grows would show).
+the same machine load. Then an aiortc client in this process (frames known by a barcode and
+their timestamps) measures capture-to-return latency through the manager, trivial and slow:
+p50/p95 over the run and the p50 of its first and second halves (a delay that grows would show).
+With ``--app``, the web app itself next to Gradio's trivial stream app, in the same browser
+(:func:`app_rows`).
 
-    python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30] [--app [--real-size]]
+    python bench/bench_webrtc.py [--rounds 2] [--seconds 8] [--size 640x480] [--slow-ms 30]
+                                 [--app [--real-size] [--max-persons N]]
                                  [--client-seconds S] [--out bench/results/webrtc-cpu.json]
 """
 
@@ -99,12 +102,14 @@ class Echo:
         return len(self.pcs)
 
 
-def measure(chromium, url: str, seconds: float, server) -> dict:
-    from support.webcam import open_page
+def measure(chromium, url: str, seconds: float, server, max_persons: int | None = None) -> dict:
+    from support.webcam import open_page, set_number
     from support.webrtc_client import shown_fps
 
     page = open_page(chromium, url, ready="#webrtc .vl-start")
     try:
+        if max_persons is not None:  # the web app's control
+            set_number(page, "max-persons", max_persons)
         page.click("#webrtc .vl-start")
         page.wait_for_function("() => document.querySelector('#webrtc video').videoWidth > 0", timeout=60_000)
         time.sleep(3.0)  # warm-up: the encoders settle on a bitrate
@@ -130,12 +135,12 @@ def measure(chromium, url: str, seconds: float, server) -> dict:
         page.context.close()
 
 
-async def client_latency(manager, seconds: float, size) -> dict:
+async def client_latency(manager, seconds: float, size, settings: dict | None = None) -> dict:
     """Capture-to-return milliseconds of every frame an aiortc client got back (encode, send,
     decode, process, encode, send, decode; no display)."""
     from support.webrtc_client import connect
 
-    client = await connect(manager, key="bench", size=size, quick=True)  # hands frames on as a browser does
+    client = await connect(manager, key="bench", size=size, settings=settings, quick=True)  # hands frames on as a browser does
     await asyncio.sleep(seconds)
     await client.close()
     latencies = returned_latencies(client.camera.sent, client.received)
@@ -211,6 +216,10 @@ def app_rows(chromium, args, size) -> dict:
     pose_dir, det_dir = save_tiny_models(folder)
     apps = {"app over WebRTC (tiny models)": PoseWebApp(pose_dir, det_dir, "cpu"),
             "app over HTTP (tiny models)": PoseWebApp(pose_dir, det_dir, "cpu", webrtc=False)}
+    persons = {}  # rows whose page sets "at most this many persons" (the others keep the device's default)
+    if args.max_persons is not None:
+        name = f"app over WebRTC (tiny models, at most {args.max_persons} persons)"
+        apps[name], persons[name] = PoseWebApp(pose_dir, det_dir, "cpu"), args.max_persons
     profile = {}
     if args.real_size:
         sys.path.insert(0, str(HERE))
@@ -231,8 +240,10 @@ def app_rows(chromium, args, size) -> dict:
             if app.webrtc is None:
                 rows[name] = http_rate(chromium, urls[name], args.seconds)
             else:
-                rows[name] = measure(chromium, urls[name], args.seconds, app.webrtc.manager)
-                rows[name]["capture_to_return"] = off_loop(client_latency(app.webrtc.manager, args.seconds, size))
+                rows[name] = measure(chromium, urls[name], args.seconds, app.webrtc.manager, persons.get(name))
+                settings = {"max_persons": persons[name]} if name in persons else None
+                rows[name]["capture_to_return"] = off_loop(client_latency(app.webrtc.manager, args.seconds, size,
+                                                                          settings))
             print(f"  {name}: {json.dumps(rows[name])}", flush=True)
     finally:
         trivial.close()
@@ -253,6 +264,7 @@ def main() -> None:
     parser.add_argument("--client-seconds", type=float, help="the aiortc client's run (default: --seconds)")
     parser.add_argument("--app", action="store_true", help="also the web app: WebRTC, HTTP, Gradio's trivial stream")
     parser.add_argument("--real-size", action="store_true", help="with --app: the CPU profile's real-size models too")
+    parser.add_argument("--max-persons", type=int, help="with --app: also the app over WebRTC with this person cap")
     parser.add_argument("--out", type=Path, default=RESULTS / "webrtc-cpu.json")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
