@@ -1,0 +1,149 @@
+"""``--smooth offline`` end to end through the command line, on scripted scenes whose truth is
+known: the tiny pose model, and a detector that returns the script's boxes for each frame
+(tests/support/scripted.py), so who is where, and when the detector misses them, is known.
+
+The scenes are lossless videos (FFV1, so the detector still knows each frame by its pixels) at
+30 fps: a video's frames have times, so the tracker forgets a lost person after 1 s of video
+whatever the machine's speed (a folder of frames has none, and the tracker goes by the clock)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import av
+import numpy as np
+import pytest
+from support.media import drawn_frame, probe
+from support.scripted import ScriptedDetector
+
+from vitpose_live.engine import recipe as recipe_module
+from vitpose_live.outputs.records import read_keypoints_jsonl
+from vitpose_live.types import Detections
+
+FRAMES = 100
+HIDDEN = range(30, 70)  # 40 frames (1.3 s at 30 fps): longer than ByteTrack keeps a lost track (1 s)
+MISSED = range(80, 83)  # 3 frames the detector misses B: a short gap, filled (--fill-gaps 5)
+
+
+def occluded(index: int) -> Detections:
+    """A walks right at 1.5 px/frame and is behind something on ``HIDDEN``; B stands, missed on ``MISSED``."""
+    a = [10 + 1.5 * index, 40, 60 + 1.5 * index, 200]
+    b = [250, 30, 300, 190]
+    boxes = [box for box, seen in ((a, index not in HIDDEN), (b, index not in MISSED)) if seen]
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+
+
+CROSSING_FRAMES = 85
+CROSSING = range(22, 62)  # both lost while they pass each other (40 frames), found again under new ids
+
+
+def crossing(index: int) -> Detections:
+    """A walks right, B left, at 3 px/frame on the same line, unseen where they cross; C stands
+    small at the top all along (so every frame has somebody)."""
+    a = [10 + 3 * index, 70, 60 + 3 * index, 230]
+    b = [260 - 3 * index, 70, 310 - 3 * index, 230]
+    c = [140, 5, 180, 60]
+    boxes = [c] if index in CROSSING else [a, b, c]
+    return Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32))
+
+
+@pytest.fixture
+def scene(monkeypatch, pose_model, tmp_path):
+    """A scripted scene as a lossless video; the CLI's recipe loads the tiny pose model and a
+    detector that plays ``script``."""
+    from support.models import pose_processor
+
+    from vitpose_live.models.pose import PoseEstimator
+
+    def make(script, count: int):
+        path, frames = tmp_path / "scene.mkv", [drawn_frame(i, 320, 240) for i in range(count)]
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("ffv1", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 320, 240, "bgr0"
+            for image in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")))
+            container.mux(stream.encode())
+        detector = ScriptedDetector(frames, script)
+        pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
+        monkeypatch.setattr(recipe_module, "load_models", lambda options: (pose, detector))
+        return path
+
+    return make
+
+
+def walker_ids(records: list[dict], walking) -> tuple[list[int], list[int]]:
+    """The track ids of the walker (``walking(box)`` true) before and after the occlusion."""
+    before, after = [], []
+    for record in records:
+        for person in record["persons"]:
+            if walking(person["box"]):
+                (before if record["frame"] < HIDDEN.start else after).append(person["track_id"])
+    return before, after
+
+
+def is_a(box) -> bool:
+    return (box[0] + box[2]) / 2 < 230  # A's centre stays left of 185 px, B's is at 275 px
+
+
+def test_a_person_hidden_for_over_a_second_comes_back_with_the_same_id_and_every_output_keeps_every_frame(
+    run_cli, scene, tmp_path
+):
+    clip = scene(occluded, FRAMES)
+    keypoints, video, stats = tmp_path / "k.jsonl", tmp_path / "out.mp4", tmp_path / "stats.json"
+    code, err = run_cli("--source", clip, "--smooth", "offline", "--det-every", 1, "--keypoints", keypoints,
+                        "--output", video, "--stats-json", stats)
+    assert code == 0, err
+    header, records = read_keypoints_jsonl(keypoints)
+    assert [r["frame"] for r in records] == list(range(FRAMES))
+    assert probe(video)["frames"] == FRAMES
+    before, after = walker_ids(records, is_a)
+    assert len(before) == HIDDEN.start and len(after) == FRAMES - HIDDEN.stop, "A is seen where the script shows them"
+    assert set(before) == set(after) and len(set(before)) == 1, (set(before), set(after))
+    b_ids = {p["track_id"] for r in records for p in r["persons"] if not is_a(p["box"])}
+    assert len(b_ids) == 1 and b_ids != set(before)
+
+    # B's 3 missed frames are filled in and marked; A's 40 are not (longer than --fill-gaps)
+    filled = [(r["frame"], is_a(p["box"])) for r in records for p in r["persons"] if p.get("interpolated")]
+    assert filled == [(frame, False) for frame in MISSED]
+    assert header["person_fields"] == ["interpolated"]
+
+    analysis = json.loads(stats.read_text())["offline"]
+    assert (analysis["tracklets_joined"], analysis["interpolated"], analysis["frames"]) == (1, len(MISSED), FRAMES)
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith(f"done: {FRAMES} frame(s)") and "1 tracklet(s) joined" in summary, summary
+    assert f"{len(MISSED)} person-frame(s) filled in" in summary
+
+
+def test_without_the_offline_pass_the_hidden_person_comes_back_under_a_new_id(run_cli, scene, tmp_path):
+    clip = scene(occluded, FRAMES)
+    keypoints = tmp_path / "k.jsonl"
+    code, err = run_cli("--source", clip, "--smooth", "--det-every", 1, "--keypoints", keypoints)  # tracked, causal
+    assert code == 0, err
+    _, records = read_keypoints_jsonl(keypoints)
+    before, after = walker_ids(records, is_a)
+    assert before and after and set(before).isdisjoint(after), (set(before), set(after))
+    assert not any(p.get("interpolated") for r in records for p in r["persons"])
+    assert "tracklet(s) joined" not in err
+
+
+def test_two_people_who_cross_unseen_are_each_joined_to_themselves_not_merged(run_cli, scene, tmp_path):
+    clip = scene(crossing, CROSSING_FRAMES)
+    keypoints, video = tmp_path / "k.csv", tmp_path / "out.mp4"
+    code, err = run_cli("--source", clip, "--smooth", "offline", "--det-every", 1, "--keypoints", keypoints,
+                        "--output", video)
+    assert code == 0, err
+    with open(keypoints, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({int(r["frame"]) for r in rows}) == list(range(CROSSING_FRAMES))  # C is in every frame
+    assert probe(video)["frames"] == CROSSING_FRAMES
+
+    ids: dict[str, set[int]] = {"A": set(), "B": set(), "C": set()}
+    for row in rows:
+        frame, x1, y1, x2, y2 = int(row["frame"]), *(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+        centre, a, b = (x1 + x2) / 2, 35 + 3 * frame, 285 - 3 * frame  # A's and B's true centres
+        who = "C" if y2 - y1 < 100 else "A" if abs(centre - a) < abs(centre - b) else "B"
+        ids[who].add(int(row["track_id"]))
+    assert all(len(found) == 1 for found in ids.values()), ids
+    assert len(set.union(*ids.values())) == 3, f"two persons merged into one id: {ids}"
+    assert "2 tracklet(s) joined" in err.strip().splitlines()[-1]
