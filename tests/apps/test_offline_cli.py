@@ -9,7 +9,9 @@ whatever the machine's speed (a folder of frames has none, and the tracker goes 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -147,3 +149,70 @@ def test_two_people_who_cross_unseen_are_each_joined_to_themselves_not_merged(ru
     assert all(len(found) == 1 for found in ids.values()), ids
     assert len(set.union(*ids.values())) == 3, f"two persons merged into one id: {ids}"
     assert "2 tracklet(s) joined" in err.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------------------- done when
+
+GRADIO_B = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "videos" / "b.mp4"
+CLIP_FRAMES = 90  # 3 s of gradio's b.mp4 (480x270, 30 fps)
+
+
+def first_frames(source: Path, target: Path, count: int) -> Path:
+    """The first ``count`` frames of ``source`` as an H.264 clip (near lossless)."""
+    with av.open(str(source)) as reader, av.open(str(target), "w") as writer:
+        video = reader.streams.video[0]
+        stream = writer.add_stream("libx264", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.codec_context.width, video.codec_context.height, "yuv420p"
+        stream.options = {"crf": "12"}
+        for index, frame in enumerate(reader.decode(video)):
+            if index == count:
+                break
+            writer.mux(stream.encode(frame.reformat(format="yuv420p")))
+        writer.mux(stream.encode())
+    return target
+
+
+def track_series(path: Path) -> tuple[int, dict[int, dict[int, np.ndarray]]]:
+    """Frames in a keypoints file, and each track's keypoints (K, 2) per frame where it was seen."""
+    _, records = read_keypoints_jsonl(path)
+    tracks: dict[int, dict[int, np.ndarray]] = {}
+    for record in records:
+        for person in record["persons"]:
+            if not person.get("interpolated"):
+                tracks.setdefault(person["track_id"], {})[record["frame"]] = np.array(person["keypoints"])[:, :2]
+    return len(records), tracks
+
+
+def second_differences(tracks) -> np.ndarray:
+    """|x[t+1] - 2 x[t] + x[t-1]| of every keypoint coordinate, along every track."""
+    out = [np.abs(series[f - 1] - 2 * series[f] + series[f + 1]).ravel()
+           for series in tracks.values() for f in series if f - 1 in series and f + 1 in series]  # fmt: skip
+    return np.concatenate(out)
+
+
+def best_shift(smoothed: dict[int, np.ndarray], raw: dict[int, np.ndarray], shifts=range(-3, 4)) -> int:
+    """The shift s (frames) for which smoothed[t] is closest to raw[t + s]: 0 when nothing lags."""
+    def error(s: int) -> float:
+        return float(np.mean([np.abs(smoothed[f] - raw[f + s]).mean() for f in smoothed if f + s in raw]))
+
+    return min(shifts, key=error)
+
+
+def test_on_a_bundled_clip_offline_keypoints_move_over_twice_less_with_no_lag_and_every_frame_kept(run_cli, tmp_path):
+    """The issue's "done when": the tiny models on 3 s of gradio's b.mp4, tracked, with and
+    without ``--smooth offline``."""
+    clip = first_frames(GRADIO_B, tmp_path / "b.mp4", CLIP_FRAMES)
+    raw_path, smooth_path, video = tmp_path / "raw.jsonl", tmp_path / "offline.jsonl", tmp_path / "offline.mp4"
+    code, err = run_cli("--source", clip, "--no-smooth", "--follow", "largest", "--keypoints", raw_path)  # tracked
+    assert code == 0, err
+    code, err = run_cli("--source", clip, "--smooth", "offline", "--keypoints", smooth_path, "--output", video)
+    assert code == 0, err
+    (raw_frames, raw), (smooth_frames, smooth) = track_series(raw_path), track_series(smooth_path)
+    assert raw_frames == smooth_frames == probe(video)["frames"] == CLIP_FRAMES
+    assert "0 tracklet(s) joined" in err, "nothing to join here: the same ids in both runs"
+    assert set(smooth) == set(raw) and len(raw) >= 2
+
+    raw_jitter, smooth_jitter = second_differences(raw).mean(), second_differences(smooth).mean()
+    assert raw_jitter >= 2 * smooth_jitter, f"{raw_jitter:.2f} px -> {smooth_jitter:.2f} px"
+    long_tracks = [i for i in raw if len(raw[i]) >= 30]
+    assert long_tracks and all(best_shift(smooth[i], raw[i]) == 0 for i in long_tracks)
