@@ -2,9 +2,9 @@
 known: the tiny pose model, and a detector that returns the script's boxes for each frame
 (tests/support/scripted.py), so who is where, and when the detector misses them, is known.
 
-The scenes are lossless videos (FFV1, so the detector still knows each frame by its pixels) at
-30 fps: a video's frames have times, so the tracker forgets a lost person after 1 s of video
-whatever the machine's speed (a folder of frames has none, and the tracker goes by the clock)."""
+The scenes are lossless videos at 30 fps (:func:`~support.scripted.write_lossless_clip`): the
+tracker forgets a lost person after 1 s of the video's time whatever the machine's speed (a
+folder of frames has no times, and the tracker would go by the clock)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 from support.media import drawn_frame, probe
-from support.scripted import ScriptedDetector
+from support.scripted import ScriptedDetector, write_lossless_clip
 
 from vitpose_live.engine import recipe as recipe_module
 from vitpose_live.outputs.records import read_keypoints_jsonl
@@ -59,13 +59,8 @@ def scene(monkeypatch, pose_model, tmp_path):
     from vitpose_live.models.pose import PoseEstimator
 
     def make(script, count: int):
-        path, frames = tmp_path / "scene.mkv", [drawn_frame(i, 320, 240) for i in range(count)]
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("ffv1", rate=30)
-            stream.width, stream.height, stream.pix_fmt = 320, 240, "bgr0"
-            for image in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")))
-            container.mux(stream.encode())
+        frames = [drawn_frame(i, 320, 240) for i in range(count)]
+        path = write_lossless_clip(tmp_path / "scene.mkv", frames)
         detector = ScriptedDetector(frames, script)
         pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
         monkeypatch.setattr(recipe_module, "load_models", lambda options: (pose, detector))
