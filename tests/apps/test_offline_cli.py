@@ -211,3 +211,27 @@ def test_on_a_bundled_clip_offline_keypoints_move_over_twice_less_with_no_lag_an
     assert raw_jitter >= 2 * smooth_jitter, f"{raw_jitter:.2f} px -> {smooth_jitter:.2f} px"
     long_tracks = [i for i in raw if len(raw[i]) >= 30]
     assert long_tracks and all(best_shift(smooth[i], raw[i]) == 0 for i in long_tracks)
+
+
+def test_an_offline_video_has_the_hud_with_hud_and_none_without_as_a_one_pass_file(run_cli, scene, tmp_path):
+    from vitpose_live.sources import VideoFileSource
+
+    clip = scene(occluded, 12)
+    for name, hud in (("plain", ()), ("hud", ("--hud",))):
+        code, err = run_cli("--source", clip, "--smooth", "offline", "--det-every", 1, "--output",
+                            tmp_path / f"{name}.mp4", *hud)
+        assert code == 0, err
+    with VideoFileSource(tmp_path / "plain.mp4") as plain, VideoFileSource(tmp_path / "hud.mp4") as hud:
+        for a, b in zip(plain, hud, strict=True):
+            corner_a, corner_b = a.image[6:28, 14:70], b.image[6:28, 14:70]  # under "persons 2"
+            assert np.median(corner_b) < 25 < np.median(corner_a) and corner_b.max() > 200  # white on dark
+
+
+def test_the_offline_hud_says_who_is_drawn_not_the_drawing_pass_rate():
+    from vitpose_live.analysis.offline import FramePoses
+    from vitpose_live.runtime.offline_run import hud_lines
+    from vitpose_live.types import Poses
+
+    three = Poses(np.zeros((3, 17, 2)), np.ones((3, 17)), np.zeros((3, 4)), np.ones(3), track_ids=[1, 2, 3])
+    assert hud_lines(FramePoses(three, np.array([False, True, False]))) == ["persons 3 (1 filled in)"]
+    assert hud_lines(FramePoses(three, np.zeros(3, bool)), ["following 2"]) == ["persons 3", "following 2"]

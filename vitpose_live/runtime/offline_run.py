@@ -26,12 +26,12 @@ from ..analysis.offline import Analysis, AnalysisSettings, TrackStore, analyse
 from ..engine.engine import PoseEngine
 from ..models.device import background_io
 from ..outputs.base import Outputs
-from ..render import PoseAnnotator
+from ..render import HudAnnotator, PoseAnnotator
 from .following import FollowOptions, Following
 from .pipeline import Pipeline, PipelineError, Policy
 from .run import FrameCallback, RunOptions, RunReport, draw, run, write_frame
 
-__all__ = ["OfflineReport", "StoreSink", "run_offline", "second_pass"]
+__all__ = ["OfflineReport", "StoreSink", "hud_lines", "run_offline", "second_pass"]
 
 
 class StoreSink:
@@ -67,13 +67,15 @@ class OfflineReport:
 
 def run_offline(source, reopen: Callable[[], object], engine: PoseEngine, outputs: Outputs, options: RunOptions,
                 settings: AnalysisSettings | None = None, *, annotator: PoseAnnotator | None = None,
-                on_frame: FrameCallback | None = None, following: Following | None = None) -> OfflineReport:
+                hud: HudAnnotator | None = None, on_frame: FrameCallback | None = None,
+                following: Following | None = None) -> OfflineReport:
     """Run the file ``source`` through ``engine`` (tracked), analyse its tracks with ``settings``,
     then read it again from ``reopen()`` and write ``outputs`` from the analysed poses. ``outputs``
     are finalised at the end (or on Ctrl-C) and removed on any other error; ``source`` is closed.
     ``on_frame`` is pass 1's (:func:`~vitpose_live.runtime.run.run`'s: progress, a stop).
     ``following`` (angles, ``--follow``, what ``--plot`` and a follow video need) is asked in pass
-    2, so it sees the analysed tracks: joined ids, smoothed keypoints."""
+    2, so it sees the analysed tracks: joined ids, smoothed keypoints. ``hud`` (when enabled) is
+    drawn in pass 2 with what is true of each drawn frame (:func:`hud_lines`)."""
     if engine.tracking is None:
         source.close()
         raise ValueError("offline analysis needs a tracking engine (ids across frames)")
@@ -91,7 +93,7 @@ def run_offline(source, reopen: Callable[[], object], engine: PoseEngine, output
         second_at = time.monotonic()
         frames, persons, stopped = second_pass(reopen, analysis, outputs, annotator, kpt_threshold,
                                                options=options, background=_background(engine),
-                                               following=following)  # fmt: skip
+                                               following=following, hud=hud)  # fmt: skip
     except BaseException:
         outputs.abort()
         raise
@@ -109,7 +111,7 @@ def _background(engine: PoseEngine) -> bool:
 
 def second_pass(open_source: Callable[[], object], analysis: Analysis, outputs: Outputs, annotator: PoseAnnotator,
                 kpt_threshold: float, *, options: RunOptions = RunOptions(), background: bool = False,
-                following: Following | None = None) -> tuple[int, int, bool]:  # fmt: skip
+                following: Following | None = None, hud: HudAnnotator | None = None) -> tuple[int, int, bool]:  # fmt: skip
     """Decode the file again and write each of its first ``analysis.frames`` frames to ``outputs``
     from the analysed poses (asking ``following`` per frame, as the run loop does); (frames
     written, persons written, stopped by Ctrl-C)."""
@@ -133,8 +135,9 @@ def second_pass(open_source: Callable[[], object], analysis: Analysis, outputs: 
                 if outputs.pictures:
                     image = np.asarray(frame.image)
                     canvas = image if image.flags.writeable else image.copy()
-                    picture = draw(annotator, canvas, at.poses, kpt_threshold, interpolated=at.interpolated,
-                                   followed=followed.drawn)  # fmt: skip
+                    lines = hud_lines(at, following.hud_lines(followed)) if hud is not None and hud.enabled else ()
+                    picture = draw(annotator, canvas, at.poses, kpt_threshold, hud, lines,
+                                   interpolated=at.interpolated, followed=followed.drawn)  # fmt: skip
                 write_frame(outputs, frame, at.poses, frame.time, picture, interpolated=at.interpolated,
                             **following.extras(followed))  # fmt: skip
                 frames, persons = frames + 1, persons + len(at.poses)
@@ -144,3 +147,11 @@ def second_pass(open_source: Callable[[], object], analysis: Analysis, outputs: 
     if frames < analysis.frames:
         raise PipelineError(f"the second decode gave {frames} frame(s), the first {analysis.frames}")
     return frames, persons, False
+
+
+def hud_lines(at, following_lines=()) -> list[str]:
+    """The HUD of an offline frame: who is drawn (how many filled in) and the followed person's
+    lines; no rate or latency, which would be pass 2's drawing, not the inference's."""
+    filled = int(np.count_nonzero(at.interpolated))
+    persons = f"persons {len(at.poses)}" + (f" ({filled} filled in)" if filled else "")
+    return [persons, *following_lines]
