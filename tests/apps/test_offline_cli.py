@@ -235,3 +235,21 @@ def test_the_offline_hud_says_who_is_drawn_not_the_drawing_pass_rate():
     three = Poses(np.zeros((3, 17, 2)), np.ones((3, 17)), np.zeros((3, 4)), np.ones(3), track_ids=[1, 2, 3])
     assert hud_lines(FramePoses(three, np.array([False, True, False]))) == ["persons 3 (1 filled in)"]
     assert hud_lines(FramePoses(three, np.zeros(3, bool)), ["following 2"]) == ["persons 3", "following 2"]
+
+
+def test_keypoints_alone_need_no_second_decode_and_are_the_same_as_with_a_video(run_cli, scene, tmp_path,
+                                                                                 monkeypatch):
+    from vitpose_live.apps import job
+
+    clip, opened = scene(occluded, FRAMES), []
+    open_input = job.open_input
+    monkeypatch.setattr(job, "open_input", lambda *args: opened.append(1) or open_input(*args))
+    for name, video in (("alone", ()), ("with-video", ("--output", tmp_path / "out.mp4"))):
+        opened.clear()
+        code, err = run_cli("--source", clip, "--smooth", "offline", "--det-every", 1, "--keypoints",
+                            tmp_path / f"{name}.jsonl", *video)
+        assert code == 0, err
+        assert len(opened) == (1 if name == "alone" else 2)
+    assert (tmp_path / "alone.jsonl").read_bytes() == (tmp_path / "with-video.jsonl").read_bytes()
+    _, records = read_keypoints_jsonl(tmp_path / "alone.jsonl")
+    assert [r["frame"] for r in records] == list(range(FRAMES)) and records[30]["time"] == pytest.approx(1.0)
