@@ -1,10 +1,11 @@
-"""Benchmark: the offline analysis pass (``vitpose_live/offline.py``) on a scripted file.
+"""Benchmark: the offline analysis pass (``vitpose_live/analysis/offline.py``) on a scripted file.
 
 ``--persons`` people walk for ``--minutes`` at ``--fps`` with 2 px keypoint noise; each is lost
 for 1.5 s once a minute and comes back under a new id (so joining has work to do), and misses 3
 frames every 10 s (so filling has). Times filling the store frame by frame (what the first pass
 adds to inference) and :func:`analyse` (join, fill, smooth: what runs between the two passes),
-and gives the memory of both. Phase 2 prints the second pass's cost next to inference's.
+and gives the memory of both. The second pass's cost next to inference's, on real clips:
+``bench/bench_offline_passes.py``.
 
     python bench/bench_offline.py [--persons 5] [--minutes 10] [--fps 30] [--memory]
 """

@@ -2,7 +2,8 @@
 # Every CPU benchmark in one go (about 10 minutes on 2 otherwise idle cores, plus about 9 for the
 # two CPU-profile runs, timed on a loaded machine): end to end vs the recipe at 5, 1 and 20 persons
 # per frame, model throughput vs the FLOP limit, live latency, the CPU profile's candidates and
-# its live bar, drawing, a collection locally and on a local Ray, --io-processes. JSON goes to $OUT (default bench/results, committed: bench/RESULTS.md cites these
+# its live bar, drawing, a collection locally and on a local Ray, --io-processes, the offline
+# analysis and its second pass. JSON goes to $OUT (default bench/results, committed: bench/RESULTS.md cites these
 # files), logs to $OUT/logs. The GPU counterpart is bench/run_gpu.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +25,5 @@ python bench/bench_batch.py --out "$OUT/cpu-batch.json" 2>&1 | tee "$OUT/logs/cp
 python bench/bench_crops.py --out "$OUT/cpu-crops.json" 2>&1 | tee "$OUT/logs/cpu-crops.log"
 python bench/syncs.py --cpu --out "$OUT/cpu-syncs.json" 2>&1 | tee "$OUT/logs/cpu-syncs.log"
 python bench/bench_io_processes.py --out "$OUT/cpu-io-processes.json" 2>&1 | tee "$OUT/logs/cpu-io-processes.log"
+python bench/bench_offline.py --memory --out "$OUT/offline-cpu-5persons-10min.json" 2>&1 | tee "$OUT/logs/cpu-offline.log"
+python bench/bench_offline_passes.py --out "$OUT/offline-passes-cpu.json" 2>&1 | tee "$OUT/logs/cpu-offline-passes.log"

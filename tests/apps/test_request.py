@@ -73,7 +73,9 @@ def test_a_collection_request_names_its_formats_or_is_refused():
 def test_smooth_means_one_euro_bare_and_the_offline_analysis_with_offline(argv, one_euro, tracking, offline):
     from vitpose_live.apps.job import engine_options
 
-    request = parse_request(["--source", "in.mp4", "--device", "cpu", "--model", "m", "--detector", "d", *argv])
+    # --det-every 1: a detector on fewer frames (the CPU profile's 5) is tracked whatever --smooth says
+    request = parse_request(["--source", "in.mp4", "--device", "cpu", "--model", "m", "--detector", "d",
+                             "--det-every", "1", *argv])
     options = engine_options(request, live=False)
     assert (options.settings.smooth, options.tracking, request.offline) == (one_euro, tracking, offline)
     assert request.gaps_filled == FILL_GAPS and parse_request(["--source", "x", "--fill-gaps", "2"]).gaps_filled == 2

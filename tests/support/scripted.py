@@ -44,6 +44,24 @@ def write_frames(folder: Path, count: int, width: int = 320, height: int = 240) 
     return frames
 
 
+def write_lossless_clip(path: Path, frames, fps: int = 30) -> Path:
+    """``frames`` (RGB arrays, any iterable) as a lossless FFV1 video at ``fps``: decoded, each is
+    the same pixels again (so :class:`ScriptedDetector` knows it), and unlike a folder of frames
+    a video's frames have times (a tracker then goes by the video's time, not the clock's)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = None
+        for image in frames:
+            if stream is None:
+                stream = container.add_stream("ffv1", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "bgr0"
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")))
+        if stream is not None:
+            container.mux(stream.encode())
+    return path
+
+
 class ScriptedDetector:
     """Knows each frame by its exact pixels and returns ``script(index)`` above its threshold
     (strictly greater, like the real one), highest first, at most ``max_persons``. An unknown
@@ -51,6 +69,7 @@ class ScriptedDetector:
     called on (None for unknown pictures); every call takes at least ``delay`` seconds."""
 
     def __init__(self, frames, script=scene, *, delay: float = 0.0) -> None:
+        """``frames``: any iterable of the pictures (only their digests are kept)."""
         self._index = {_key(image): i for i, image in enumerate(frames)}
         self.script, self.delay = script, delay
         self.placement = resolve("cpu", "fp32")

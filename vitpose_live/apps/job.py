@@ -248,8 +248,9 @@ def annotate_offline(request: Request, spec, engine=None) -> Summary:
             engine.reset()
         annotator = PoseAnnotator(kpt_threshold=request.kpt_threshold, show_boxes=request.show_boxes,
                                   hide_others=request.follow_only)
+        hud = HudAnnotator(enabled=bool(request.hud))  # off unless --hud, as for a one-pass file
         outputs = open_outputs(request, spec, source, engine, live=False, person_fields=("interpolated",),
-                               drawing=(annotator, HudAnnotator(enabled=False)))  # fmt: skip
+                               drawing=(annotator, hud))  # fmt: skip
         following = _following(request, source, engine, outputs, live=False, clicks=False)
     except BaseException:
         source.close()
@@ -257,7 +258,7 @@ def annotate_offline(request: Request, spec, engine=None) -> Summary:
     info = source.info
     options = RunOptions(batch=1, total=info.frame_count, progress=not request.no_progress)
     report = run_offline(source, lambda: open_input(request, spec), engine, outputs, options,
-                         AnalysisSettings(fill_gaps=request.gaps_filled), annotator=annotator,
+                         AnalysisSettings(fill_gaps=request.gaps_filled), annotator=annotator, hud=hud,
                          following=following)  # fmt: skip
     if report.frames:
         _finish_following(request, spec, following, audio=source.info.has_audio)

@@ -163,6 +163,7 @@ def test_video_smoothing_and_tracking_give_track_ids(client, media):
     tracked = [p for f in frames for p in f["persons"]]
     assert tracked and all("track_id" in p for p in tracked)
     assert "audio kept" not in summary
+    assert "smoothed with no lag" in summary and "tracklet(s) joined" in summary  # the offline analysis ran
 
 
 @pytest.mark.parametrize(
