@@ -249,3 +249,13 @@ if __name__ == "__main__":
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     asyncio.run(_subprocess_client((width, height), args.key))
+
+
+# What a browser that may use no direct UDP path does (a policy; a network without TURN is the same).
+RELAY_ONLY = """(() => {
+    const Original = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config) {
+        return new Original({...config, iceTransportPolicy: "relay"});
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+})();"""

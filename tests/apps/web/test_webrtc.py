@@ -432,14 +432,6 @@ def test_the_demo_page_streams_over_webrtc_at_the_cameras_rate(camera_clip):
     assert line.startswith("WebRTC · shown") and "RTT" in line and "dropped" in line, line
 
 
-# What a browser that may use no direct UDP path does (a policy; a network without TURN is the same).
-RELAY_ONLY = """(() => {
-    const Original = window.RTCPeerConnection;
-    window.RTCPeerConnection = function (config) {
-        return new Original({...config, iceTransportPolicy: "relay"});
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-})();"""
 
 
 def test_a_page_without_a_udp_path_says_so_within_5_s_and_fires_fallback(camera_clip):
@@ -456,7 +448,7 @@ def test_a_page_without_a_udp_path_says_so_within_5_s_and_fires_fallback(camera_
     try:
         with webcam.browser(camera_clip) as chromium:
             context = chromium.new_context()
-            context.add_init_script(RELAY_ONLY)
+            context.add_init_script(webrtc_client.RELAY_ONLY)
             page = context.new_page()
             page.goto(url)
             page.click("#webrtc .vl-start")

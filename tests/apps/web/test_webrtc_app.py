@@ -285,19 +285,11 @@ def test_the_page_streams_over_webrtc_at_the_cameras_rate_with_the_poses_drawn(s
     assert drawn > 300, f"only {drawn} pixels differ from the (mirrored) camera's frame: no skeleton drawn"
 
 
-# What a browser that may use no direct UDP path does (a policy; a network without TURN is the same).
-RELAY_ONLY = """(() => {
-    const Original = window.RTCPeerConnection;
-    window.RTCPeerConnection = function (config) {
-        return new Original({...config, iceTransportPolicy: "relay"});
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-})();"""
 
 
 def test_a_page_without_a_udp_path_goes_on_over_http_by_itself(served, chromium):
     app, url, _ = served
-    page = _page(chromium, url, RELAY_ONLY)
+    page = _page(chromium, url, webrtc_client.RELAY_ONLY)
     try:
         page.click("#webrtc .vl-start")
         started = time.monotonic()
