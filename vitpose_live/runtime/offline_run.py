@@ -40,7 +40,8 @@ class StoreSink:
     def __init__(self, store: TrackStore) -> None:
         self.store = store
 
-    def write(self, frame_index: int, time: float | None, poses) -> None:
+    def write(self, frame_index: int, time: float | None, poses, **extras) -> None:
+        """``extras`` (the run loop's angles) are pass 2's to write: pass 1 keeps only the poses."""
         self.store.add(frame_index, poses)
 
     def close(self) -> None:
