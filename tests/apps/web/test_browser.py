@@ -221,6 +221,7 @@ def test_an_uploaded_image_comes_back_annotated_with_keypoints(page, tmp_path):
 def _click_on_picture(page, selector: str, x: float, y: float) -> None:
     """A mouse click on the picture's pixel (x, y), placed as Gradio shows it (scaled to fit, at most 1:1,
     centred)."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.evaluate("""(selector) => {
         const img = document.querySelector(selector);
         const r = img.getBoundingClientRect();
