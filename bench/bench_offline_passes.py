@@ -187,7 +187,7 @@ def main() -> None:
                   f"{cli['pass2_s']:.2f} s -> pass 2 is {100 * cli['share']:.0f} % of pass 1 (aim <= 15 %); "
                   f"offline {cli['offline_s']:.2f} s vs one pass {cli['one_pass_s']:.2f} s "
                   f"({cli['offline_over_one_pass']:.2f}x); load {cli['load_1min']:.1f}")
-            print(f"  pass 2 per frame (ms): " + ", ".join(f"{k} {v}" for k, v in parts["added_ms_per_frame"].items()))
+            print("  pass 2 per frame (ms): " + ", ".join(f"{k} {v}" for k, v in parts["added_ms_per_frame"].items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -145,3 +145,19 @@ def test_without_matplotlib_plot_says_in_one_line_how_to_install_it(run_cli, tmp
     assert code == 2
     assert_one_clear_line(err, 'pip install "vitpose-live[plot]"')
     assert not (tmp_path / "p.png").exists() and not (tmp_path / "k.jsonl").exists()
+
+
+def test_follow_with_offline_smoothing_runs_in_the_second_pass_and_writes_angles_and_followed(run_cli, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", width=320, height=240, frames=12, audio=False)
+    keypoints, table = tmp_path / "k.jsonl", tmp_path / "k.csv"
+    for path in (keypoints, table):
+        code, err = run_cli("--source", clip, "--keypoints", path, "--smooth", "offline", "--follow", "largest",
+                            "--max-persons", 3)
+        assert code == 0, err
+    header, frames = read_keypoints_jsonl(keypoints)
+    assert header["angle_names"] == list(ANGLE_NAMES) and header["person_fields"] == ["interpolated"]
+    assert len(frames) == 12 and all("followed" in frame for frame in frames)
+    assert all(set(person["angles"]) == set(ANGLE_NAMES) for frame in frames for person in frame["persons"])
+    with open(table, newline="") as f:
+        columns = next(csv.reader(f))
+    assert [c for c in columns if c.startswith("angle_")] == [f"angle_{n}" for n in ANGLE_NAMES]

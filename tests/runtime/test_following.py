@@ -176,3 +176,45 @@ def test_the_plot_is_of_the_followed_person(tmp_path):
     assert len(times) == 10 and np.isfinite(series["left_elbow"]).all() and np.isnan(series["right_elbow"]).all()
     following.finish(lambda: [], title="clip")
     assert cv2.imread(str(tmp_path / "p.png")).shape == (900, 1200, 3)
+
+
+OCCLUDED = range(30, 66)  # 1.2 s at 30 fps: longer than the tracker keeps a lost track (1 s)
+
+
+def a_walks_behind_something(index):
+    """A walks right (the largest), B stands well apart; A is not seen for 1.2 s."""
+    a, b = [10 + index, 20, 70 + index, 200], [220, 30, 270, 190]
+    if index in OCCLUDED:
+        return Detections(np.array([b], np.float32), np.array([0.8], np.float32))
+    return Detections(np.array([a, b], np.float32), np.array([0.9, 0.8], np.float32))
+
+
+def test_with_offline_smoothing_the_followed_person_keeps_their_id_after_an_occlusion(pose_model, tmp_path):
+    from vitpose_live.analysis.offline import AnalysisSettings
+    from vitpose_live.runtime.offline_run import run_offline
+
+    folder, count = tmp_path / "frames", 96
+    frames = write_frames(folder, count, width=320, height=240)
+    pose = PoseEstimator(pose_model, processor=pose_processor(), device="cpu")
+    engine = build_engine(EngineOptions(settings=FrameSettings(det_threshold=THRESHOLD), tracking=True),
+                          models=(pose, ScriptedDetector(frames, a_walks_behind_something)))
+    header = {"model": "tiny", "keypoint_names": list(COCO.keypoint_names)}
+    sink = KeypointsJsonlSink(tmp_path / "k.jsonl", header=header)
+    report = run_offline(FolderSource(folder, fps=30), lambda: FolderSource(folder, fps=30), engine,
+                         Outputs(records=[sink]), RunOptions(progress=False), AnalysisSettings(),
+                         following=Following(FollowOptions("largest"), live=False))
+    assert report.stats["offline"]["tracklets_joined"] >= 1  # the tracker gave A a new id after the gap
+    records = read_keypoints_jsonl(tmp_path / "k.jsonl")[1]
+    assert len(records) == count
+    followed = [record["followed"] for record in records]
+
+    def a_in(record):  # A's id: the box on the left
+        return min(record["persons"], key=lambda person: person["box"][0])["track_id"]
+
+    first = followed[0]
+    assert first is not None and first == a_in(records[0])
+    assert followed[: OCCLUDED.start] == [first] * OCCLUDED.start
+    assert set(followed[OCCLUDED.start : OCCLUDED.stop]) <= {first, None}  # never B meanwhile
+    after = records[OCCLUDED.stop :]
+    assert [record["followed"] for record in after] == [first] * len(after)
+    assert all(a_in(record) == first for record in after)  # the same person, the same id

@@ -21,6 +21,8 @@ from support.media import make_clip, make_image, probe
 from vitpose_live.models.detector import PersonDetector
 from vitpose_live.engine.engine import PoseEngine
 from vitpose_live.models.pose import PoseEstimator
+from vitpose_live.analysis.angles import ANGLE_NAMES
+from vitpose_live.outputs.keypoints import csv_columns
 from vitpose_live.outputs.records import read_keypoints_jsonl
 from vitpose_live.types import Frame, Poses
 from vitpose_live.apps.web import Limits, PoseWebApp, Settings, build_demo, mirror_poses
@@ -90,9 +92,10 @@ def test_named_endpoints(client):
 
 
 def test_image_gives_the_engines_keypoints_drawn_on_the_picture(client, media, pose_dir, detector_dir):
-    picture_path, record = client.predict(
+    picture_path, record, following = client.predict(
         handle_file(media["image"]), kpt_threshold=0.0, api_name="/image", **FAST
     )
+    assert following.startswith("Following nobody")
     picture = cv2.cvtColor(cv2.imread(picture_path), cv2.COLOR_BGR2RGB)
     source = cv2.cvtColor(cv2.imread(str(media["image"])), cv2.COLOR_BGR2RGB)
     assert picture.shape == source.shape
@@ -110,7 +113,7 @@ def test_image_gives_the_engines_keypoints_drawn_on_the_picture(client, media, p
     np.testing.assert_allclose([p["box"] for p in persons], expected.boxes, atol=0.01)
 
     # Drawn: far from the source, unlike the same call finding nobody (JPEG noise only).
-    empty_path, empty = client.predict(handle_file(media["image"]), det_threshold=0.95, api_name="/image")
+    empty_path, empty, _ = client.predict(handle_file(media["image"]), det_threshold=0.95, api_name="/image")
     assert empty["persons"] == []
     untouched = cv2.cvtColor(cv2.imread(empty_path), cv2.COLOR_BGR2RGB)
     noise = (np.abs(untouched.astype(int) - source).max(axis=2) > 60).sum()
@@ -124,8 +127,8 @@ def test_identical_answers_are_files_of_their_own_so_no_download_is_rewritten_un
     (which arrived short). The app answers with a JPEG file of its own per call instead."""
     app, _ = served
     controls = {"model": app.defaults.model, **FAST}
-    first, _ = app.image(str(media["image"]), **controls)
-    second, _ = app.image(str(media["image"]), **controls)
+    first, *_ = app.image(str(media["image"]), **controls)
+    second, *_ = app.image(str(media["image"]), **controls)
     frame_picture, _, _, _ = app.frame({"path": str(media["image"])}, None, None, **controls)
 
     assert len({first, second, frame_picture}) == 3
@@ -135,7 +138,7 @@ def test_identical_answers_are_files_of_their_own_so_no_download_is_rewritten_un
 
 def test_video_gives_h264_with_audio_and_a_keypoints_line_per_frame(client, media):
     clip = make_clip(media["folder"] / "walk.mp4", width=160, height=120, frames=12, audio=True)
-    video, jsonl, table, summary = client.predict(
+    video, jsonl, table, plot, summary = client.predict(
         handle_file(clip), det_every=1, smooth=False, api_name="/video", **FAST
     )
     info = probe(video)
@@ -148,22 +151,29 @@ def test_video_gives_h264_with_audio_and_a_keypoints_line_per_frame(client, medi
     assert [f["time"] for f in frames] == pytest.approx([i / 30 for i in range(12)], abs=1e-3)
     with open(table, newline="") as f:
         rows = list(csv.reader(f))
-    assert len(rows[0]) == 9 + 17 * 3 and rows[0][:3] == ["frame", "time", "person"]
+    # the CLI's columns: keypoints, then the joint angles (the header's angle_names)
+    assert rows[0] == csv_columns(header["keypoint_names"], header["angle_names"])
+    assert header["angle_names"] == list(ANGLE_NAMES) and len(rows[0]) == 9 + 17 * 3 + 8
+    assert all(set(p["angles"]) == set(ANGLE_NAMES) for f in frames for p in f["persons"])
+    assert cv2.imread(plot).shape == (900, 1200, 3)  # the angle plot, as --plot draws it
     assert len(rows) - 1 == sum(len(f["persons"]) for f in frames) > 0
     assert "12 frame(s)" in summary and "audio kept" in summary
 
 
 def test_video_smoothing_and_tracking_give_track_ids(client, media):
     clip = make_clip(media["folder"] / "tracked.mp4", width=160, height=120, frames=8, audio=False)
-    video, jsonl, _, summary = client.predict(
+    video, jsonl, table, plot, summary = client.predict(
         handle_file(clip), det_every=2, smooth=True, api_name="/video", **FAST
     )
     assert probe(video)["frames"] == 8 and probe(video)["audio_codec"] is None
-    _, frames = read_keypoints_jsonl(jsonl)
+    header, frames = read_keypoints_jsonl(jsonl)
     tracked = [p for f in frames for p in f["persons"]]
     assert tracked and all("track_id" in p for p in tracked)
     assert "audio kept" not in summary
     assert "smoothed with no lag" in summary and "tracklet(s) joined" in summary  # the offline analysis ran
+    with open(table, newline="") as f:  # smoothed offline: angles of the analysed keypoints, then interpolated
+        assert next(csv.reader(f)) == csv_columns(header["keypoint_names"], ANGLE_NAMES, ["interpolated"])
+    assert cv2.imread(plot).shape == (900, 1200, 3)
 
 
 @pytest.mark.parametrize(
@@ -351,7 +361,7 @@ def _junk(path: Path, size: int) -> Path:
 
 
 def test_keypoints_json_is_plain_json(client, media):
-    _, record = client.predict(handle_file(media["image"]), api_name="/image", **FAST)
+    _, record, _ = client.predict(handle_file(media["image"]), api_name="/image", **FAST)
     assert json.loads(json.dumps(record)) == record
 
 

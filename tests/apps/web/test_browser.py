@@ -216,3 +216,79 @@ def test_an_uploaded_image_comes_back_annotated_with_keypoints(page, tmp_path):
     assert "figures.png" in page.inner_text("#image-json")
     _screenshot(page, "gradio-image.png")
     assert not page.errors, page.errors
+
+
+def _click_on_picture(page, selector: str, x: float, y: float) -> None:
+    """A mouse click on the picture's pixel (x, y), placed as Gradio shows it (scaled to fit, at most 1:1,
+    centred)."""
+    page.locator(selector).scroll_into_view_if_needed()
+    box = page.evaluate("""(selector) => {
+        const img = document.querySelector(selector);
+        const r = img.getBoundingClientRect();
+        return [r.left, r.top, r.width, r.height, img.naturalWidth, img.naturalHeight];
+    }""", selector)
+    left, top, width, height, natural_w, natural_h = box
+    scale = min(width / natural_w, height / natural_h, 1)
+    page.mouse.click(left + (width - natural_w * scale) / 2 + (x + 0.5) * scale,
+                     top + (height - natural_h * scale) / 2 + (y + 0.5) * scale)
+
+
+def _two_people_apart(pick) -> list[tuple[float, float, int]]:
+    """Two points on the picture where a click follows two different persons: (x, y, their id)."""
+    found = {}
+    threshold = pick.settings.kpt_threshold
+    for keypoints, scores in zip(pick.poses.keypoints, pick.poses.scores):
+        for (x, y), score in zip(keypoints, scores):
+            if score > threshold:
+                person = pick.pick(round(x), round(y))[1]
+                found.setdefault(person, (round(x), round(y), person))
+    assert len(found) >= 2, "the tiny detector found fewer than two persons to tell apart"
+    return list(found.values())[:2]
+
+
+def test_a_click_on_the_image_result_follows_that_person_and_the_page_says_who(served, page, tmp_path):
+    app, _ = served
+    picture = tmp_path / "figures.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(SyntheticSource(width=320, height=240, persons=2, realtime=False).render(3),
+                                           cv2.COLOR_RGB2BGR))
+    _, _, pick, _ = app.image(str(picture), model=app.default_model, max_persons=3)  # what the page gets
+    page.get_by_role("tab", name="Image").click()
+    page.set_input_files("#image-in input[type=file]", str(picture))
+    page.wait_for_selector("#image-in img", timeout=30_000)
+    page.click("#image-run")
+    page.wait_for_selector("#image-out img", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#image-following')?.innerText.includes('nobody')",
+                           timeout=30_000)
+    for x, y, person in _two_people_apart(pick):
+        before = page.get_attribute("#image-out img", "src")
+        _click_on_picture(page, "#image-out img", x, y)
+        page.wait_for_function(f"() => document.querySelector('#image-following').innerText.includes("
+                               f"'Following person {person}.')", timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector('#image-out img').getAttribute('src') !== {before!r}",
+                               timeout=30_000)  # drawn again: that person in full, the others dimmed
+    _screenshot(page, "gradio-image-followed.png")
+    assert not page.errors, page.errors
+
+
+def test_a_click_on_the_live_video_follows_that_person_for_the_session(served, page):
+    app, _ = served
+    start_camera(page)
+    page.wait_for_selector("#camera-out img", timeout=90_000)
+    page.wait_for_function("() => document.querySelector('#live-stats textarea')?.value.includes('person(s)')",
+                           timeout=60_000)
+    session = next(s for s in app.sessions.sessions() if s.frames)
+    _, boxes, _, _ = session.follower._last  # the last frame's persons, in the camera's pixels
+    width = session._shown[0]
+    x, y = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
+    _click_on_picture(page, "#camera-out img", (width - 1) - x, y)  # the display is mirrored
+    page.wait_for_function("() => /Following person \\d+/.test(document.querySelector('#live-following').innerText)",
+                           timeout=30_000)
+    named = int(page.inner_text("#live-following").split("person ")[1].rstrip(". (not in view)"))
+    assert session.follower.person == named
+    page.wait_for_function(f"() => document.querySelector('#live-stats textarea').value.includes('following {named}')",
+                           timeout=30_000)  # the next frames: the live line says so too
+    page.click("#live-release")
+    page.wait_for_function("() => document.querySelector('#live-following').innerText.includes('nobody')",
+                           timeout=30_000)
+    assert session.follower.person is None
+    assert not page.errors, page.errors

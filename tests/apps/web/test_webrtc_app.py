@@ -341,3 +341,44 @@ def _held_stream(app, key: str) -> subprocess.Popen:
     client.stdin.flush()
     assert client.stdout.readline().strip() == "open"
     return client
+
+
+def test_a_click_on_the_webrtc_video_follows_that_person_and_follow_nobody_releases(served, chromium):
+    app, url, _ = served
+    page = _page(chromium, url)
+    try:
+        page.click("#webrtc .vl-start")
+        page.wait_for_function("() => document.querySelector('#webrtc video').videoWidth > 0", timeout=30_000)
+        session = None
+
+        def tracked():
+            nonlocal session
+            peers = app.webrtc.manager.peers()
+            session = app.sessions.get(peers[0].key) if peers else None
+            return session is not None and bool(session.track_ids) and session.follower._last is not None
+
+        _wait(tracked, 30, "tracked persons")
+        _, boxes, _, _ = session.follower._last  # the last frame's persons, in the camera's pixels
+        width, mirrored = session._shown
+        x, y = (boxes[0, 0] + boxes[0, 2]) / 2, (boxes[0, 1] + boxes[0, 3]) / 2
+        shown_x = (width - 1) - x if mirrored else x
+        page.locator("#webrtc video").scroll_into_view_if_needed()
+        page.evaluate("""([x, y]) => {  // a click on that pixel of the video, as the page lays it out
+            const video = document.querySelector('#webrtc video'), r = video.getBoundingClientRect();
+            const scale = Math.min(r.width / video.videoWidth, r.height / video.videoHeight);
+            window.__click = [r.left + (r.width - video.videoWidth * scale) / 2 + (x + 0.5) * scale,
+                              r.top + (r.height - video.videoHeight * scale) / 2 + (y + 0.5) * scale];
+        }""", [float(shown_x), float(y)])
+        page.mouse.click(*page.evaluate("() => window.__click"))
+        page.wait_for_function("() => /following \\d+/.test(document.querySelector('#webrtc .vl-line').textContent)",
+                               timeout=30_000)
+        named = int(re.search(r"following (\d+)", page.inner_text("#webrtc .vl-line")).group(1))
+        assert session.follower.person == named
+        page.click("#webrtc .vl-release")
+        page.wait_for_function("() => document.querySelector('#webrtc .vl-line').textContent.includes('click a person')",
+                               timeout=30_000)
+        assert session.follower.person is None
+        page.click("#webrtc .vl-stop")
+        assert not page.errors, page.errors
+    finally:
+        page.context.close()

@@ -18,6 +18,7 @@ import gradio as gr
 from ...models.loading import ModelLoadError, check_models, quiet_hub_logging
 from ..flags import web_app_parser
 from . import jobs
+from .follow import NOBODY, ImagePick, following_line
 from .frames import jpeg_file
 from .payloads import Limits
 from .settings import MODEL_CHOICES, Settings, defaults_for
@@ -127,12 +128,33 @@ class PoseWebApp:
 
     def image(self, image, **controls):
         """An uploaded image → (annotated image as a file of its own, keypoints record with the
-        header's fields)."""
-        picture, info = jobs.annotate_image(image, self.settings(**controls), self.models, self.limits)
-        return jpeg_file(picture, self._output_dir()), info
+        header's fields, what a click on it needs, the following line)."""
+        picture, info, pick = jobs.annotate_image(image, self.settings(**controls), self.models, self.limits)
+        return jpeg_file(picture, self._output_dir()), info, pick, following_line(None)
+
+    def pick_image(self, pick: ImagePick | None, event: gr.SelectData):
+        """A click on the image result: it is drawn again with that person followed, the others dimmed."""
+        if not isinstance(pick, ImagePick) or not event.index:
+            return gr.skip(), NOBODY
+        picture, person = pick.pick(*event.index[:2])
+        return jpeg_file(picture, self._output_dir()), following_line(person)
+
+    def pick_live(self, session, event: gr.SelectData):
+        """A click on the live (HTTP) video: its session follows that person from the next frame."""
+        if not isinstance(session, LiveSession) or not event.index:
+            return NOBODY
+        if session.engine is None or not session.track_ids:
+            return "Nobody to follow yet (following needs 'Smooth keypoints': tracked persons)."
+        return following_line(session.pick(*event.index[:2]))
+
+    def release_live(self, session):
+        if isinstance(session, LiveSession):
+            session.release()
+        return NOBODY
 
     def _video(self, video, progress=gr.Progress(), **controls):
-        """An uploaded video → (annotated MP4 with its audio, keypoints JSONL, keypoints CSV, summary)."""
+        """An uploaded video → (annotated MP4 with its audio, keypoints JSONL, keypoints CSV, angle
+        plot, summary)."""
         settings = self.settings(**controls)
         return jobs.annotate_video(video, settings, self.models, self.limits, self._output_dir(), progress)
 

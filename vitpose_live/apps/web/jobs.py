@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -25,6 +26,8 @@ from ...outputs.video import VideoFileSink
 from ...outputs.records import frame_record, keypoints_header
 from ...sources import SourceError, VideoFileSource
 from ...types import Frame
+from ...analysis.angles import angle_names_for
+from .follow import ImagePick, numbered, record_angles, video_following, write_plot
 from .frames import inline_jpeg
 from .payloads import Limits, check_video_info, check_video_size, image_from_payload, safe_stem
 from .settings import Settings
@@ -96,7 +99,9 @@ def webcam_frame(image, decode_ms: float, settings: Settings, session: LiveSessi
         "person_count": len(poses),
         "track_ids": [] if poses.track_ids is None else poses.track_ids.tolist(),
         "detected": bool(result.detected),
-        **frame_record(result.frame.index, result.frame.time, poses),  # frame, time, persons
+        # frame, time, persons (with their angles), followed
+        **frame_record(result.frame.index, result.frame.time, poses,
+                       angles=record_angles(poses, settings.kpt_threshold), followed=session.followed()),
     }
     return picture, info
 
@@ -106,24 +111,31 @@ def stats_line(info: dict) -> str:
     split = info["server_ms"]
     parts = " · ".join(f"{stage} {split[stage]:.0f}" for stage in ("decode", "engine", "draw", "encode") if stage in split)
     between = f" · between frames {split['between']:.0f}" if "between" in split else ""
-    return (f"HTTP stream · {info['fps']:.1f} fps · {info['person_count']} person(s) · frame {info['session_frames']}\n"
+    following = f" · following {info['followed']}" if info.get("followed") is not None else ""
+    return (f"HTTP stream · {info['fps']:.1f} fps · {info['person_count']} person(s) · frame {info['session_frames']}"
+            f"{following}\n"
             f"server ms per frame: {parts}{between}")
 
 
 def annotate_image(payload, settings: Settings, models: ModelCache, limits: Limits):
-    """An uploaded image → (annotated image, keypoints record with the header's fields)."""
+    """An uploaded image → (annotated image, keypoints record with the header's fields, what a
+    click on the result needs). Its persons are numbered 0, 1, ... (``track_id``), as a click names them."""
     pixels, name = image_from_payload(payload, limits)
     engine = build_engine(settings.engine_options(live=False), load(models, settings.model))
     with torch.inference_mode():
         result = engine(Frame(pixels, 0, None, time.monotonic()))
-    picture = settings.annotator().annotate(pixels.copy(), result.poses)
+    poses = numbered(result.poses)
+    picture = settings.annotator().annotate(pixels.copy(), poses)
     info = {"source": name, "width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "fps": None}
-    return picture, {**keypoints_header(engine, info), **frame_record(0, None, result.poses)}
+    header = keypoints_header(engine, info, angle_names_for(engine.skeleton.keypoint_names))
+    record = frame_record(0, None, poses, angles=record_angles(poses, settings.kpt_threshold))
+    return picture, {**header, **record}, ImagePick(pixels, poses, settings)
 
 
 def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits, out: Path, progress):
     """An uploaded video → (annotated H.264 MP4 with its audio, keypoints JSONL, keypoints CSV,
-    summary), through the command line's run loop (frames batched when nothing is tracked)."""
+    the angle plot's PNG or None, summary), through the command line's run loop (tracked, as the
+    plot follows the person largest when first seen, like ``--plot``)."""
     if not video:
         raise gr.Error("Upload a video first.")
     path = Path(video)
@@ -137,10 +149,12 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
     try:
         info = source.info
         duration = check_video_info(info, name, limits)
-        engine = build_engine(settings.engine_options(live=False), load(models, settings.model))
+        engine = build_engine(replace(settings.engine_options(live=False), tracking=True), load(models, settings.model))
         stem = safe_stem(name)
         files = out / f"{stem}_pose.mp4", out / f"{stem}_keypoints.jsonl", out / f"{stem}_keypoints.csv"
-        header = keypoints_header(engine, {"source": name, "width": info.width, "height": info.height, "fps": info.fps})
+        header = keypoints_header(engine, {"source": name, "width": info.width, "height": info.height, "fps": info.fps},
+                                  angle_names_for(engine.skeleton.keypoint_names))
+        following = video_following(engine, out / f"{stem}_angles.png")
         total = info.frame_count or (round(duration * info.fps) if duration else None)
         progress(0, desc="Loading the video")
         offline = settings.offline_settings()
@@ -155,18 +169,20 @@ def annotate_video(video, settings: Settings, models: ModelCache, limits: Limits
         options = RunOptions(batch=file_batch(engine.pose.placement.is_cuda), total=total, progress=False)
         on_frame = _progress(name, limits, total, progress)
         if offline is None:
-            report = run(source, engine, outputs, options, annotator=settings.annotator(), on_frame=on_frame)
+            report = run(source, engine, outputs, options, annotator=settings.annotator(), on_frame=on_frame,
+                         following=following)
         else:  # smoothed with no lag: a second decode draws from the analysed tracks
             reopen = lambda: VideoFileSource(path, threads=decode_threads(models.device))  # noqa: E731
             report = run_offline(source, reopen, engine, outputs, options, offline, annotator=settings.annotator(),
-                                 on_frame=on_frame)  # fmt: skip
+                                 on_frame=on_frame, following=following)  # fmt: skip
     except (SinkError, PipelineError, SourceError, ValueError) as error:
         raise gr.Error(str(error).replace(str(path), name)) from None
     finally:
         source.close()
     if report.frames == 0:
         raise gr.Error(f"'{name}' has no frames")
-    return (*map(str, files), _video_summary(report, time.monotonic() - started, info.has_audio))
+    plot = write_plot(following, out / f"{stem}_angles.png", name)
+    return (*map(str, files), plot, _video_summary(report, time.monotonic() - started, info.has_audio))
 
 
 def _video_summary(report, seconds: float, audio: bool) -> str:

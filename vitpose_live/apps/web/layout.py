@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ...defaults import DET_THRESHOLD, KPT_THRESHOLD
+from .follow import NOBODY
 from .payloads import MB
 from .webrtc.page import webrtc_html
 
@@ -87,6 +88,9 @@ def webcam_tab(app, controls: dict) -> gr.Tab:
                                   elem_id="camera", webcam_options=gr.WebcamOptions(mirror=False, constraints=CAMERA))
                 camera_out = gr.Image(label="Poses", format="jpeg", interactive=False, elem_id="camera-out")
             stats = gr.Textbox(label="Live (HTTP)", interactive=False, lines=2, elem_id="live-stats")
+            with gr.Row():  # a click on the poses picture follows that person
+                following = gr.Markdown(NOBODY, elem_id="live-following")
+                release = gr.Button("Follow nobody", size="sm", elem_id="live-release")
         mirror = gr.Checkbox(value=True, label="Mirror the display", elem_id="mirror")
         frame_info = gr.JSON(label="Frame", visible=False)
         frame_button = gr.Button("One frame", visible=False)
@@ -102,6 +106,10 @@ def webcam_tab(app, controls: dict) -> gr.Tab:
                       api_visibility="undocumented",
                       preprocess=False,  # image_from_payload explains what is wrong with a bad image
                       postprocess=False)  # the picture comes back as an inline JPEG (frames.inline_jpeg)
+        camera_out.select(app.pick_live, [session], [following], queue=False, show_progress="hidden",
+                          api_visibility="private")
+        release.click(app.release_live, [session], [following], queue=False, show_progress="hidden",
+                      api_visibility="private")
         frame_button.click(app.frame, [camera, session], [camera_out, stats, frame_info, session],
                            inputs_kwargs=live, api_name="frame", preprocess=False,
                            concurrency_limit=app.live_concurrency, concurrency_id="live", show_progress="hidden")
@@ -121,9 +129,11 @@ def video_tab(app, controls: dict) -> gr.Tab:
         with gr.Row():
             jsonl_out = gr.File(label="Keypoints (JSON lines)")
             csv_out = gr.File(label="Keypoints (CSV)")
+        plot_out = gr.Image(label="Joint angles over time (the person largest when first seen)", format="png",
+                            interactive=False, elem_id="video-plot")
         summary = gr.Textbox(label="Result", interactive=False)
         button = gr.Button("Annotate the video", variant="primary", elem_id="video-run")
-        button.click(app.video, [video_in], [video_out, jsonl_out, csv_out, summary], inputs_kwargs=controls,
+        button.click(app.video, [video_in], [video_out, jsonl_out, csv_out, plot_out, summary], inputs_kwargs=controls,
                      api_name="video", concurrency_limit=1, concurrency_id="video")
     return tab
 
@@ -136,11 +146,16 @@ def image_tab(app, controls: dict) -> gr.Tab:
             image_in = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], label="Image",
                                 elem_id="image-in")
             image_out = gr.Image(label="Poses", format="jpeg", interactive=False, elem_id="image-out")
+        following = gr.Markdown("Click a person in the result to follow them.", elem_id="image-following")
+        pick = gr.State(None)  # the last result, for a click on it
         image_json = gr.JSON(label="Keypoints", elem_id="image-json")
         button = gr.Button("Estimate poses", variant="primary", elem_id="image-run")
         examples = [[str(ASSETS / name)] for name in EXAMPLE_IMAGES if (ASSETS / name).is_file()]
         if examples:
             gr.Examples(examples, inputs=[image_in], label="Examples (public domain / CC0)")
-        button.click(app.image, [image_in], [image_out, image_json], inputs_kwargs={k: controls[k] for k in used},
-                     api_name="image", preprocess=False, concurrency_limit=2, concurrency_id="image")
+        button.click(app.image, [image_in], [image_out, image_json, pick, following],
+                     inputs_kwargs={k: controls[k] for k in used}, api_name="image", preprocess=False,
+                     concurrency_limit=2, concurrency_id="image")
+        image_out.select(app.pick_image, [pick], [image_out, following], concurrency_limit=2, concurrency_id="image",
+                         show_progress="hidden", api_visibility="private")
     return tab

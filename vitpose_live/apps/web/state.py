@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ...analysis.follow import Follower
 from ...models.detector import PersonDetector
 from ...engine.engine import PoseEngine
 from ...engine.recipe import build_engine
@@ -127,6 +128,8 @@ class LiveSession:
         self.settings: Settings | None = None  # what the last frame was processed with
         self.track_ids: list[int] = []  # the last frame's
         self.history: collections.deque[tuple[Settings, list[int]]] = collections.deque(maxlen=window)
+        self.follower = Follower(None)  # whom a click on the live video picked (tracked streams only)
+        self._shown: tuple[int, bool] | None = None  # the last picture's width and whether it was mirrored
         self.closed = False
 
     @property
@@ -167,14 +170,42 @@ class LiveSession:
             self.history.append((settings, self.track_ids))
             drawn = time.monotonic()
             row["engine"] = (drawn - arrived) * 1e3
+            followed = self._follow(result.poses, frame, settings)
             annotator = settings.annotator()
             if settings.mirror:
-                picture = annotator.annotate(np.ascontiguousarray(image[:, ::-1]), mirror_poses(result.poses, frame.width))
+                picture = annotator.annotate(np.ascontiguousarray(image[:, ::-1]), mirror_poses(result.poses, frame.width),
+                                             followed=followed)
             else:  # a copy: the live detector thread may still be reading the frame
-                picture = annotator.annotate(image.copy(), result.poses)
+                picture = annotator.annotate(image.copy(), result.poses, followed=followed)
             row["draw"] = (time.monotonic() - drawn) * 1e3
             self.frames += 1
             return picture, result, row
+
+    def _follow(self, poses, frame: Frame, settings: Settings) -> int | None:
+        """This frame for the follower; the id drawn in full (the others dimmed), None: all alike."""
+        self._shown = (frame.width, bool(settings.mirror))
+        if poses.track_ids is None:
+            self.follower.followed = None
+            return None
+        self.follower.kpt_threshold = settings.kpt_threshold
+        followed = self.follower.update_poses(poses, frame.time, (frame.width, frame.height))
+        return followed if followed is not None else self.follower.person
+
+    def followed(self) -> int | None:
+        """The followed person's id in the last frame (None: not in it, or nobody followed)."""
+        return self.follower.followed
+
+    def pick(self, x: float, y: float) -> int | None:
+        """A click at (x, y) on the last picture shown (mirrored or not): follow the person there."""
+        with self._lock:
+            if self._shown is None:
+                return None
+            width, mirrored = self._shown
+            return self.follower.pick_at((width - 1) - x if mirrored else x, y)
+
+    def release(self) -> None:
+        with self._lock:
+            self.follower.release()
 
     def finish(self, row: dict[str, float]) -> None:
         """The frame's answer is ready (encoded): count it, keep its timings."""

@@ -38,7 +38,7 @@ class WebcamPeers:
         self._lock = threading.Lock()
         self.manager = WebRTCManager(self.process, max_sessions=max_sessions, ice_servers=ice_servers,
                                      time_limit_s=time_limit_s, idle_timeout_s=idle_timeout_s,
-                                     on_close=self._closed)
+                                     on_close=self._closed, on_pick=self.pick)
 
     def defaults(self) -> dict:
         """The controls a stream starts with before its page said anything (the page's own
@@ -79,7 +79,16 @@ class WebcamPeers:
             session = self._session(peer)
             picture, result, row = session.process(image, settings, LoadingModels(self.app.models))
         session.finish(row)
-        return picture, {"persons": len(result.poses)}
+        return picture, {"persons": len(result.poses), "followed": session.followed()}
+
+    def pick(self, peer, point) -> int | None:
+        """A click on the peer's shown video at ``point`` (its pixels), or None: release. Whom the
+        session follows now."""
+        session = self._session(peer)
+        if point is None:
+            session.release()
+            return None
+        return session.pick(*point)
 
     def _session(self, peer):
         """The page session's live session (the one its HTTP stream used, if any: tracks kept)."""

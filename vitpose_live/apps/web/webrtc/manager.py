@@ -66,6 +66,8 @@ class WebRTCManager:
         idle_timeout_s: a peer that sent no frame and no message for this long is closed.
         time_limit_s: a stream's longest life (None: no limit).
         on_close: ``on_close(peer)``, called (on a pool thread) once a peer is closed.
+        on_pick: ``on_pick(peer, point)``: a click on the shown video (``point`` the picture's
+            ``[x, y]``, None: release), called on a pool thread; its answer goes back as ``following``.
         answer_timeout_s: the longest an answer may take (ICE gathering included).
         max_pixels: the largest camera picture taken (a larger one ends the stream).
         quick_receiver: hand the camera's frames on at their last packet
@@ -76,8 +78,8 @@ class WebRTCManager:
                  idle_timeout_s: float = 5.0, time_limit_s: float | None = None,
                  on_close: Callable | None = None, max_offer_bytes: int = MAX_OFFER_BYTES,
                  answer_timeout_s: float = 15.0, max_pixels: int = 1920 * 1080,
-                 quick_receiver: bool = True) -> None:
-        self.process = process
+                 quick_receiver: bool = True, on_pick: Callable | None = None) -> None:
+        self.process, self.on_pick = process, on_pick
         self.max_sessions = max(1, int(max_sessions))
         self.ice_servers = ice_servers_from_env() if ice_servers is None else list(ice_servers)
         self._rtc_ice = rtc_ice_servers(self.ice_servers)
@@ -291,8 +293,24 @@ class WebRTCManager:
             settings = {**peer.settings, **data["settings"]}
             if len(json.dumps(settings, default=str)) <= MAX_MESSAGE_BYTES:  # keys cannot pile up
                 peer.settings = settings
+        if "pick" in data and self.on_pick is not None:
+            point = data["pick"]
+            if point is None or (isinstance(point, list) and len(point) == 2
+                                 and all(isinstance(v, (int, float)) for v in point)):
+                asyncio.ensure_future(self._pick(peer, channel, point))
         if "ping" in data and channel.readyState == "open":
             channel.send(json.dumps({"pong": data["ping"], **peer.stats_dict()}, default=str))
+
+    async def _pick(self, peer: Peer, channel, point) -> None:
+        """A click on the page's video: ``on_pick`` off the loop, its answer back on the channel."""
+        try:
+            following = await asyncio.get_running_loop().run_in_executor(None, self.on_pick, peer, point)
+        except Exception:
+            log.warning("webrtc: on_pick failed", exc_info=True)
+            return
+        if channel.readyState == "open":
+            with contextlib.suppress(InvalidStateError, ConnectionError):
+                channel.send(json.dumps({"following": following}))
 
     async def _watch(self) -> None:
         """Close the peers that vanished (nothing from them for ``idle_timeout_s``) or ran out of time."""

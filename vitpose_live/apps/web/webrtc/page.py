@@ -28,6 +28,7 @@ TEMPLATE = """<div class="vl-webrtc">
   <div class="vl-controls">
     <button class="vl-start" type="button">Start</button>
     <button class="vl-stop" type="button" disabled>Stop</button>
+    <button class="vl-release" type="button" title="A click on a person in the video follows them">Follow nobody</button>
 MIRROR_TOGGLE  </div>
   <video class="vl-video" autoplay playsinline muted></video>
   <div class="vl-line" aria-live="polite">Press Start to stream your camera over WebRTC.</div>
@@ -41,7 +42,7 @@ CSS = """
 .vl-controls button { padding: 6px 16px; border-radius: 6px; border: 1px solid var(--border-color-primary);
   background: var(--button-secondary-background-fill); color: var(--body-text-color); cursor: pointer; }
 .vl-controls button:disabled { opacity: 0.5; cursor: default; }
-.vl-video { width: 100%; max-width: 960px; background: #111; border-radius: 6px; aspect-ratio: 4 / 3; }
+.vl-video { cursor: crosshair; width: 100%; max-width: 960px; background: #111; border-radius: 6px; aspect-ratio: 4 / 3; }
 .vl-line { font-family: var(--font-mono); font-size: 0.9em; margin-top: 6px; min-height: 1.4em; }
 """
 
@@ -75,6 +76,8 @@ function render() {
   parts.push(`dropped ${s.dropped ?? 0}`);
   if (live.rtt != null) parts.push(`RTT ${live.rtt.toFixed(0)} ms`);
   if (s.persons != null) parts.push(`persons ${s.persons}`);
+  const following = live.following !== undefined ? live.following : s.followed;
+  parts.push(following != null ? `following ${following}` : "click a person to follow them");
   line.textContent = live.message = parts.join(" · ");
 }
 
@@ -103,7 +106,12 @@ function gathered(connection, ms) {  // the offer carries every candidate (no tr
 function onMessage(event) {
   let data;
   try { data = JSON.parse(event.data); } catch (error) { return; }
-  if (data.pong != null) { live.rtt = performance.now() - data.pong; live.server = data; render(); }
+  if (data.pong != null) {
+    live.rtt = performance.now() - data.pong; live.server = data;
+    if (live.following !== undefined && data.followed === live.following) delete live.following;  // caught up
+    render();
+  }
+  if ("following" in data) { live.following = data.following; render(); }
   if (data.closed) { peerId = null; stop(`The stream ended: ${data.closed}.`); }
 }
 
@@ -213,6 +221,15 @@ startButton.addEventListener("click", () => {
   connect(mine).catch((error) => { if (mine === generation) stop(`WebRTC: ${error.message || error}`); });
 });
 stopButton.addEventListener("click", () => { stopHttp(); stop(); });
+video.addEventListener("click", (event) => {  // follow the person clicked: the picture's pixel, as shown
+  if (!video.videoWidth) return;
+  const r = video.getBoundingClientRect();
+  const scale = Math.min(r.width / video.videoWidth, r.height / video.videoHeight);  // object-fit: contain
+  const x = (event.clientX - r.left - (r.width - video.videoWidth * scale) / 2) / scale;
+  const y = (event.clientY - r.top - (r.height - video.videoHeight * scale) / 2) / scale;
+  if (x >= 0 && y >= 0 && x < video.videoWidth && y < video.videoHeight) send({pick: [x, y]});
+});
+$(".vl-release").addEventListener("click", () => send({pick: null}));
 if (mirrorBox) mirrorBox.addEventListener("change", () => send({settings: mirrored()}));
 window.addEventListener("pagehide", () => { if (pc) stop("The page was closed."); });
 """
