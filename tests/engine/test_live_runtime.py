@@ -163,7 +163,7 @@ def test_the_web_video_job_and_the_command_line_give_the_same_keypoints(run_cli,
 
     clip = make_clip(tmp_path / "walk.mp4", width=160, height=120, frames=10, audio=False)
     app = PoseWebApp(pose_dir, detector_dir, "cpu")
-    _, web_jsonl, _, _ = app.video(str(clip), progress=lambda *args, **kwargs: None, model=pose_dir,
+    _, web_jsonl, *_ = app.video(str(clip), progress=lambda *args, **kwargs: None, model=pose_dir,
                                    det_threshold=0.5, max_persons=3, kpt_threshold=0.3, det_every=1, smooth=False)
     cli_jsonl = tmp_path / "cli.jsonl"
     code, err = run_cli("--source", clip, "--keypoints", cli_jsonl, "--det-threshold", 0.5, "--max-persons", 3,
