@@ -1,8 +1,8 @@
 """Picking a person with a click in the real OpenCV window, under Xvfb: the run loop shows a
 scripted scene (two persons standing well apart, known boxes) in a :class:`Window`; xdotool
 clicks on one of them through XTest, as a person with a mouse would; the follower and the HUD
-then name that person; Esc releases them, a click on the other and ``f`` likewise, and Esc with
-nobody followed quits.
+then name that person; ``v`` shows them framed (the follow size) and ``v`` the full frame again;
+Esc releases them, a click on the other and ``f`` likewise, and Esc with nobody followed quits.
 
 The scene runs in a child process (Qt stays tied to the display it first opened); it prints one
 JSON line per frame shown: the tracks and their boxes, whom the follower follows, the HUD's
@@ -24,6 +24,7 @@ ARTIFACTS = REPO / "test-artifacts"
 TITLE = "vitpose-live-follow"
 WIDTH, HEIGHT = 320, 240
 A_BOX, B_BOX = (30, 30, 110, 210), (200, 40, 280, 220)  # xyxy, in the frame's pixels
+VIEW = (120, 200)  # the framed view's width and height (portrait, as --follow-size)
 
 SCENE = """
 import itertools, json, sys, time
@@ -59,11 +60,11 @@ class Endless:
 
 engine = build_engine(EngineOptions(settings=FrameSettings(det_threshold=THRESHOLD), tracking=True),
                       models=(PoseEstimator({pose_dir!r}, device="cpu"), ScriptedDetector(pictures, still)))
-following = Following(FollowOptions(clicks=True), live=True)
+following = Following(FollowOptions(clicks=True, size={view}), live=True)
 hud = []
 said = following.hud_lines
 following.hud_lines = lambda followed: hud.__setitem__(slice(None), said(followed)) or list(hud)
-viewer = Viewer(window, PoseAnnotator(), HudAnnotator(), ".", engine, following.follower)
+viewer = Viewer(window, PoseAnnotator(), HudAnnotator(), ".", engine, following)
 
 def on_frame(result, picture, stats):
     quit = viewer(result, picture, stats)
@@ -73,7 +74,8 @@ def on_frame(result, picture, stats):
         cv2.imwrite({shot!r}, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     print(json.dumps({{"frame": result.frame.index, "ids": ids, "boxes": poses.boxes.tolist(),
                       "person": following.follower.person, "hud": hud[0] if hud else None,
-                      "rect": list(cv2.getWindowImageRect(window.title))}}), flush=True)
+                      "rect": list(cv2.getWindowImageRect(window.title)),
+                      "shape": list(picture.shape[:2])}}), flush=True)
     return quit
 
 run(Endless(), engine, Outputs([], []), RunOptions(live=True, draw=True, progress=False), hud=viewer.hud,
@@ -121,8 +123,9 @@ def click(window: str, frame: dict, x: float, y: float) -> None:
     """A left click on the frame's pixel (x, y): where the picture sits in the window, scaled."""
     geometry = dict(line.split("=") for line in xdotool("getwindowgeometry", "--shell", window).split())
     left, top, width, height = frame["rect"]
-    screen_x = int(geometry["X"]) + left + round(x * width / WIDTH)
-    screen_y = int(geometry["Y"]) + top + round(y * height / HEIGHT)
+    shown_height, shown_width = frame["shape"]
+    screen_x = int(geometry["X"]) + left + round(x * width / shown_width)
+    screen_y = int(geometry["Y"]) + top + round(y * height / shown_height)
     xdotool("mousemove", "--sync", str(screen_x), str(screen_y))
     xdotool("click", "1")
 
@@ -131,7 +134,7 @@ def test_a_click_in_the_window_follows_that_person_and_esc_or_f_releases_them(xv
     need(bool(shutil.which("xdotool")), "needs xdotool (Debian package 'xdotool')")
     shot = tmp_path / "followed.png"
     DISPLAY["DISPLAY"] = xvfb
-    script = SCENE.format(title=TITLE, width=WIDTH, height=HEIGHT, a=list(A_BOX), b=list(B_BOX), pose_dir=pose_dir,
+    script = SCENE.format(title=TITLE, width=WIDTH, height=HEIGHT, view=VIEW, a=list(A_BOX), b=list(B_BOX), pose_dir=pose_dir,
                           shot=str(shot))
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "DISPLAY": xvfb},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -149,6 +152,13 @@ def test_a_click_in_the_window_follows_that_person_and_esc_or_f_releases_them(xv
         # the HUD of the frame after the click (the click lands while a frame is shown)
         shown = scene.until("the HUD names someone", lambda f: not f["hud"].startswith("following nobody"))
         assert shown["hud"] == f"following {b}" and shown["person"] == b
+
+        xdotool("key", "v")  # the followed person framed, in place of the full frame
+        framed = scene.until("the framed view is shown", lambda f: f["shape"] == [VIEW[1], VIEW[0]])
+        click(window, framed, VIEW[0] / 2, VIEW[1] / 2)  # on the framed person: still them
+        assert scene.until("a frame after the click", lambda f: f["frame"] > framed["frame"] + 3)["person"] == b
+        xdotool("key", "v")
+        assert scene.until("the full frame again", lambda f: f["shape"] == [HEIGHT, WIDTH])["person"] == b
 
         xdotool("key", "Escape")  # the pointer is on the window: the key goes to it
         released = scene.until("Esc released them", lambda f: f["person"] != b)

@@ -22,6 +22,7 @@ __all__ = [
     "angle_columns",
     "angle_names_for",
     "angle_record",
+    "angle_summary",
     "has_coco_keypoints",
     "joint_angles",
     "pose_angles",
@@ -101,3 +102,16 @@ def angle_record(angles, decimals: int = 1) -> dict[str, float | None]:
         name: round(float(value), decimals) if np.isfinite(value) else None
         for name, value in zip(ANGLE_NAMES, values.tolist(), strict=True)
     }
+
+
+def angle_summary(angles) -> list[str]:
+    """One person's angles (a row of :func:`joint_angles`) as lines a person reads at a glance,
+    one per joint, left then right, ``-`` when unknown: ``["elbow L 92 R 178", ...]`` (the
+    window's HUD and the page's live line)."""
+    values = dict(zip(ANGLE_NAMES, np.asarray(angles, np.float64).reshape(-1).tolist(), strict=True))
+
+    def degrees(value: float) -> str:
+        return f"{value:.0f}" if np.isfinite(value) else "-"
+
+    return [f"{joint} L {degrees(values[f'left_{joint}'])} R {degrees(values[f'right_{joint}'])}"
+            for joint in ("elbow", "shoulder", "hip", "knee")]

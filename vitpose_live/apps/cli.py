@@ -131,7 +131,7 @@ def _follow_arguments(follow) -> None:
     follow.add_argument("--follow-video", metavar="PATH.mp4",
                         help="with --follow: a second video keeping the followed person centred at a steady scale "
                         "(audio kept; files: a second pass with no lag; live: smoothed as it goes)")
-    follow.add_argument("--follow-size", metavar="WxH", help=f"the size of --follow-video (default {FOLLOW_SIZE})")
+    follow.add_argument("--follow-size", metavar="WxH", help=f"the size of --follow-video and of the window's framed view, key v (default {FOLLOW_SIZE})")
     follow.add_argument("--plot", metavar="PATH.png",
                         help="a PNG of the followed person's joint angles over time (without --follow: the largest "
                         'person\'s); needs matplotlib: pip install "vitpose-live[plot]"')

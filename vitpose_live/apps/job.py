@@ -204,7 +204,7 @@ def annotate(request: Request, spec, window=None, engine=None, on_count=None) ->
         batch=file_batch(engine.pose.placement.is_cuda, request.batch), draw=window is not None, total=info.frame_count,
         progress=not request.no_progress, on_count=on_count,
     )
-    viewer = Viewer(window, annotator, hud, request.snapshot_dir, engine, following.follower) if window else None
+    viewer = Viewer(window, annotator, hud, request.snapshot_dir, engine, following) if window else None
     report = run(source, engine, outputs, options, annotator=annotator, hud=hud, on_frame=viewer,
                  on_latency=(lambda ms: controller.update(engine, ms)) if controller else None,
                  on_idle=window.pump if window is not None else None, following=following)

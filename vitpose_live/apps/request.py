@@ -158,8 +158,8 @@ def _check_following(request: Request, spec) -> None:
     for flag, given in (("--follow-only", request.follow_only), ("--follow-video", request.follow_video)):
         if given and request.follow is None:
             raise UserError(f"{flag} needs --follow ID|largest|center (whom to follow)")
-    if request.follow_size and not request.follow_video:
-        raise UserError("--follow-size is the size of --follow-video: give that too")
+    if request.follow_size and not (request.follow_video or wants_window(request, spec)):
+        raise UserError("--follow-size is the size of --follow-video (and of the window's framed view): give that too")
     if request.io_processes and request.follow is not None:
         raise UserError("--follow draws in the run's own process: it does not go with --io-processes")
     for flag, path, wanted in (("--follow-video", request.follow_video, VIDEO_EXTENSIONS),

@@ -1,6 +1,6 @@
 """The window face of the run loop: shows each annotated frame and applies the keys (quit, pause,
-snapshot, boxes, ids, HUD, keypoint threshold) and clicks (follow the person clicked; Esc or f
-releases them)."""
+snapshot, boxes, ids, HUD, keypoint threshold, the framed view) and clicks (follow the person
+clicked; Esc or f releases them)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ class Viewer:
     """``on_frame`` for :func:`vitpose_live.runtime.run.run`: returns True when the user quits.
     Snapshots (``s``) go to ``snapshot_dir`` as a PNG and its keypoints JSON. The keypoint
     threshold keys (``+``/``-``) change the engine's: the run loop draws with it, and the smoother and
-    the keypoint files use the same one. With a ``follower`` (the run's
-    :class:`~vitpose_live.analysis.follow.Follower`), a left click follows the person under it and
-    Esc or ``f`` releases them; Esc quits when nobody is followed."""
+    the keypoint files use the same one. With ``following`` (the run's
+    :class:`~vitpose_live.runtime.following.Following`), a left click follows the person under it
+    (on the framed view too), Esc or ``f`` releases them (Esc quits when nobody is followed) and
+    ``v`` shows the followed person framed in place of the full frame, or the full frame again."""
 
     def __init__(self, window, annotator: PoseAnnotator, hud: HudAnnotator, snapshot_dir: str | Path = ".",
-                 engine=None, follower=None) -> None:
+                 engine=None, following=None) -> None:
         self.window, self.annotator, self.hud, self.engine = window, annotator, hud, engine
-        self.follower = follower
+        self.following = following
+        self.follower = following.follower if following is not None else None
         self.snapshot_dir = Path(snapshot_dir)
         self.paused = False
 
@@ -45,11 +47,14 @@ class Viewer:
 
     def _apply(self, action, result, picture) -> None:
         if isinstance(action, Pick):
-            if self.follower is not None:
-                self.follower.pick_at(action.x, action.y)
+            if self.following is not None:
+                self.following.pick_at(action.x, action.y)
         elif action == "release":
             if self.follower is not None:
                 self.follower.release()
+        elif action == "view":
+            if self.following is not None:
+                self.following.viewing = not self.following.viewing
         elif action == "boxes":
             self.annotator.show_boxes = not self.annotator.show_boxes
         elif action == "ids":

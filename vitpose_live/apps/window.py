@@ -28,6 +28,7 @@ KEYS = {
     ord("b"): "boxes",
     ord("i"): "ids",
     ord("h"): "hud",
+    ord("v"): "view",  # the followed person framed, or the full frame
     ord("+"): "more",
     ord("="): "more",
     ord("-"): "fewer",
@@ -110,6 +111,7 @@ class Window:
         except cv2.error as error:
             raise NoDisplayError(f"cannot open a window: {str(error).strip().splitlines()[-1]}") from error
         self._shown = False
+        self._size: tuple[int, ...] | None = None  # the (height, width) the window was fitted to
         self._keys: collections.deque[str | Pick] = collections.deque()
         cv2.setMouseCallback(title, self._mouse)
 
@@ -121,8 +123,9 @@ class Window:
         """Show a frame; the action of the key pressed meanwhile, "closed" when the window was closed."""
         if self._shown and self.closed:
             return "closed"
-        if not self._shown:  # open at the frame's size, fitted to the screen (not Qt's 400x300)
-            cv2.resizeWindow(self.title, *fitted_size(rgb.shape[1], rgb.shape[0], screen_size()))
+        if self._size != rgb.shape[:2]:  # open at the frame's size, fitted to the screen (not Qt's 400x300),
+            cv2.resizeWindow(self.title, *fitted_size(rgb.shape[1], rgb.shape[0], screen_size()))  # and refit
+            self._size = rgb.shape[:2]  # when the picture's shape changes (the framed view, and back)
         cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         self._shown = True
         return self.poll(wait_ms)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.angles import ANGLE_NAMES, pose_angles
+from ..analysis.angles import ANGLE_NAMES, angle_summary, pose_angles
 from ..analysis.follow import Follower
 from ..analysis.framing import FramingSettings, VirtualCamera, crop
 from ..outputs.video import VideoFileSink
 from .follow_video import BoxTrail, write_follow_video
+from .follow_view import FollowView
 
 __all__ = ["FollowOptions", "Followed", "Following"]
 
@@ -81,6 +82,9 @@ class Following:
         self._times = array("d")
         self._camera: VirtualCamera | None = None
         self._coco = False  # whether any frame's keypoints were COCO's (only those have angles)
+        # what a window shows with its view key on: the followed person framed, at the follow size
+        self.view = FollowView(options.size) if options.clicks else None
+        self.viewing = False
         self.sink = None
         if options.video and live:
             self.sink = VideoFileSink(options.video, width=options.size[0], height=options.size[1], fps=self.fps,
@@ -126,13 +130,24 @@ class Following:
         if followed.followed is None:
             return ["following nobody (click a person)" if self.follower.person is None
                     else f"following {self.follower.person} (not in view)"]
-        lines = [f"following {followed.followed}"]
-        values = dict(zip(ANGLE_NAMES, followed.angles_of_followed().tolist())) if followed.angles is not None else {}
-        for joint in ("elbow", "shoulder", "hip", "knee"):
-            sides = [_degrees(values.get(f"{side}_{joint}")) for side in ("left", "right")]
-            if values:
-                lines.append(f"{joint} L {sides[0]} R {sides[1]}")
-        return lines
+        row = followed.angles_of_followed()
+        return [f"following {followed.followed}", *(angle_summary(row) if row is not None else [])]
+
+    def shown(self, picture: np.ndarray, followed: Followed, time: float | None, index: int) -> np.ndarray:
+        """What a window shows of the drawn ``picture``: the framed view (:class:`.follow_view.FollowView`)
+        while :attr:`viewing` and somebody is followed; else the picture itself."""
+        if self.view is None:
+            return picture
+        on = self.viewing and self.follower is not None and self.follower.person is not None
+        return self.view.show(picture, followed.box, float(time) if time is not None else index / self.fps, on)
+
+    def pick_at(self, x: float, y: float) -> int | None:
+        """A click at ``(x, y)`` on what the window showed last: follow the person there."""
+        if self.follower is None:
+            return None
+        if self.view is not None:
+            x, y = self.view.to_source(x, y)
+        return self.follower.pick_at(x, y)
 
     def write_view(self, frame, followed: Followed, time: float | None) -> None:
         """Live: this frame's crop into the follow video (the source's picture, not the drawn one)."""
@@ -179,6 +194,3 @@ class Following:
         times, series = self.angle_series()
         return plot_angles(times, series, path, title=title)
 
-
-def _degrees(value: float | None) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value:.0f}"

@@ -206,9 +206,12 @@ class _Loop:
         lines = []
         if self.hud is not None and self.hud.enabled:
             lines = hud_lines(stats, poses) + self.following.hud_lines(followed)
+        shown = None
         if self.outputs.pictures or self.options.draw:
-            picture = draw(self.annotator, self._canvas(frame.image), poses, kpt, self.hud, lines,
-                           followed=followed.drawn)  # fmt: skip
+            picture = draw(self.annotator, self._canvas(frame.image), poses, kpt, followed=followed.drawn)
+            shown = self.following.shown(picture, followed, stamp, frame.index) if self.options.draw else picture
+            for image in (picture,) if shown is picture else (picture, shown):
+                draw_hud(self.hud, image, lines)
         with held():  # a frame's picture, its keypoints line and its follow view: all or none
             write_frame(self.outputs, frame, poses, stamp, picture, lines, **self.following.extras(followed))
             self.following.write_view(frame, followed, stamp)
@@ -221,7 +224,7 @@ class _Loop:
         if result.detection_age_ms is not None:
             stats.add_stage("detection_age", result.detection_age_ms)
             stats.add_stage("detector_pass", result.detector_pass_ms)
-        stop = bool(self.on_frame(result, picture, stats)) if self.on_frame is not None else False
+        stop = bool(self.on_frame(result, shown, stats)) if self.on_frame is not None else False
         latency = (time.monotonic() - frame.captured_at) * 1e3
         stats.add_latency(latency)
         if self.on_latency is not None:
@@ -242,6 +245,11 @@ def draw(annotator: PoseAnnotator, canvas: np.ndarray, poses, kpt_threshold: flo
     """``canvas`` with ``poses`` drawn at ``kpt_threshold`` (persons ``interpolated`` (N,) bool
     dimmed; with ``followed``, all but that track id dimmed) and the HUD's ``lines`` over them."""
     picture = annotator.annotate(canvas, poses, kpt_threshold, interpolated=interpolated, followed=followed)
+    return draw_hud(hud, picture, lines)
+
+
+def draw_hud(hud: HudAnnotator | None, picture: np.ndarray, lines=()) -> np.ndarray:
+    """The HUD's ``lines`` over ``picture``, in place (nothing without a HUD or lines)."""
     if lines and hud is not None:
         hud.annotate(picture, list(lines))
     return picture

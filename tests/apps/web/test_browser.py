@@ -14,6 +14,7 @@ from support import webcam
 from support.needs import need
 from support.webcam import open_page, output_picture, output_rate, set_number, start_camera, stop_camera
 
+from vitpose_live.apps.web.settings import PAGE_VIEW_SIZE
 from vitpose_live.sources import SyntheticSource
 
 REPO = Path(__file__).resolve().parents[3]
@@ -285,8 +286,13 @@ def test_a_click_on_the_live_video_follows_that_person_for_the_session(served, p
                            timeout=30_000)
     named = int(page.inner_text("#live-following").split("person ")[1].rstrip(". (not in view)"))
     assert session.follower.person == named
-    page.wait_for_function(f"() => document.querySelector('#live-stats textarea').value.includes('following {named}')",
-                           timeout=30_000)  # the next frames: the live line says so too
+    page.wait_for_function(f"() => document.querySelector('#live-stats textarea').value.includes('following {named} (elbow L')",
+                           timeout=30_000)  # the next frames: the live line says so too, with their angles now
+    page.click("#framed input[type=checkbox]")  # the followed person framed, in place of the full frame
+    page.wait_for_function(f"() => document.querySelector('#camera-out img')?.naturalHeight === {PAGE_VIEW_SIZE[1]}",
+                           timeout=30_000)
+    page.click("#framed input[type=checkbox]")
+    page.wait_for_function(f"() => document.querySelector('#camera-out img')?.naturalWidth === {width}", timeout=30_000)
     page.click("#live-release")
     page.wait_for_function("() => document.querySelector('#live-following').innerText.includes('nobody')",
                            timeout=30_000)

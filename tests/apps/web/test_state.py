@@ -1,19 +1,28 @@
 """The web app's pieces without a server: a session's engine is built once per model (a moved
 control changes the next frame, keeps the engine and its tracks), a left tab pauses the
 session, the webcam's JPEG is decoded straight to RGB and the answer comes back inline, and
-the defaults per device."""
+the defaults per device; a followed person framed, clicks on the framed view, their angles in
+the live line."""
 
 import base64
 import os
+import time
 
 import cv2
 import numpy as np
 import pytest
 
+from support.media import drawn_frame
+from support.models import pose_processor
+from support.scripted import ScriptedDetector
+
+from vitpose_live.models.pose import PoseEstimator
 from vitpose_live.sources import SyntheticSource
+from vitpose_live.types import Detections
+from vitpose_live.apps.web.jobs import stats_line
 from vitpose_live.apps.web.frames import inline_jpeg
 from vitpose_live.apps.web.payloads import Limits, image_from_payload
-from vitpose_live.apps.web.settings import Settings, defaults_for
+from vitpose_live.apps.web.settings import PAGE_VIEW_SIZE, Settings, defaults_for
 from vitpose_live.apps.web.state import LiveSession, ModelCache
 
 
@@ -136,3 +145,54 @@ def test_frames_of_a_session_whose_tab_was_left_are_ignored_until_it_is_back(pos
     finally:
         app.unload(request)
     assert session.closed and len(app.sessions) == 0
+
+
+class ScriptedModels:
+    """A model cache whose detector is scripted: two persons side by side, A the larger."""
+
+    detector_gap_s = 0.0
+
+    def __init__(self, pose, pictures) -> None:
+        boxes = np.array([[90, 30, 140, 210], [150, 40, 190, 200]], np.float32)
+        self.models = (pose, ScriptedDetector(pictures, lambda i: Detections(boxes, np.array([0.9, 0.8], np.float32))))
+
+    def get(self, model):
+        return self.models
+
+
+def test_the_followed_person_is_shown_framed_and_a_click_on_the_framed_view_lands_where_it_shows(pose_model, pose_dir):
+    pictures = [drawn_frame(i, 320, 240) for i in range(40)]
+    models = ScriptedModels(PoseEstimator(pose_model, processor=pose_processor(), device="cpu"), pictures)
+    session = LiveSession()
+    framed = Settings(pose_dir, det_every=1, smooth=True, framed=True, mirror=True)
+    try:
+        for i, image in enumerate(pictures):  # until the detector thread's first boxes are tracked
+            picture, result, _ = session.process(image.copy(), framed, models)
+            if len(result.poses) == 2:
+                break
+            time.sleep(0.02)
+        assert picture.shape == (240, 320, 3)  # nobody followed yet: the full frame
+        followed = session.pick(319 - 115, 120)  # on the mirrored picture
+        assert followed in result.poses.track_ids.tolist()
+        for image in pictures[i + 1 : i + 6]:
+            picture, result, _ = session.process(image.copy(), framed, models)
+        assert picture.shape == (PAGE_VIEW_SIZE[1], PAGE_VIEW_SIZE[0], 3) and session.followed() == followed
+        assert [line.split()[0] for line in session.followed_angles] == ["elbow", "shoulder", "hip", "knee"]
+
+        window, picked = session.view.window, []
+        session.follower.pick_at = lambda x, y: picked.append((x, y))
+        session.pick(300, 100)  # a click on the framed, mirrored view
+        x, y = window.to_source(300, 100, PAGE_VIEW_SIZE)
+        assert picked == [(pytest.approx(319 - x), pytest.approx(y))]  # that pixel of the camera's frame
+        del session.follower.pick_at
+
+        picture, _, _ = session.process(pictures[i + 6].copy(), Settings(pose_dir, det_every=1, smooth=True), models)
+        assert picture.shape == (240, 320, 3)  # framing off: the full frame again
+    finally:
+        session.close()
+
+
+def test_the_live_line_says_whom_it_follows_and_their_angles_now():
+    info = {"fps": 12.0, "person_count": 2, "session_frames": 40, "server_ms": {"engine": 20.0}, "followed": 3,
+            "followed_angles": ["elbow L 90 R 178", "shoulder L - R 45", "hip L 170 R 171", "knee L 179 R 180"]}
+    assert "following 3 (elbow L 90 R 178 · shoulder L - R 45 · hip L 170 R 171 · knee L 179 R 180)" in stats_line(info)

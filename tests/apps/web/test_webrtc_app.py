@@ -24,6 +24,7 @@ from support.needs import need
 from support.webrtc_client import connect
 
 from vitpose_live.apps.web import PoseWebApp
+from vitpose_live.apps.web.settings import PAGE_VIEW_SIZE
 
 FAST = {"det_every": 1, "max_persons": 3}  # the tiny random detector finds ~50 boxes in any picture
 SIZE = (320, 240)
@@ -374,6 +375,14 @@ def test_a_click_on_the_webrtc_video_follows_that_person_and_follow_nobody_relea
                                timeout=30_000)
         named = int(re.search(r"following (\d+)", page.inner_text("#webrtc .vl-line")).group(1))
         assert session.follower.person == named
+        page.click("#framed input[type=checkbox]")  # the followed person framed: a portrait video comes back
+        page.wait_for_function(f"() => document.querySelector('#webrtc video').videoHeight === {PAGE_VIEW_SIZE[1]}"
+                               f" && document.querySelector('#webrtc video').videoWidth === {PAGE_VIEW_SIZE[0]}",
+                               timeout=30_000)
+        page.wait_for_function("() => /following \\d+ · elbow L/.test(document.querySelector('#webrtc .vl-line')"
+                               ".textContent)", timeout=30_000)  # with their angles now
+        page.click("#framed input[type=checkbox]")
+        page.wait_for_function(f"() => document.querySelector('#webrtc video').videoWidth === {width}", timeout=30_000)
         page.click("#webrtc .vl-release")
         page.wait_for_function("() => document.querySelector('#webrtc .vl-line').textContent.includes('click a person')",
                                timeout=30_000)

@@ -99,6 +99,7 @@ def webcam_frame(image, decode_ms: float, settings: Settings, session: LiveSessi
         "person_count": len(poses),
         "track_ids": [] if poses.track_ids is None else poses.track_ids.tolist(),
         "detected": bool(result.detected),
+        "followed_angles": list(session.followed_angles),  # the followed person's, as the live line reads them
         # frame, time, persons (with their angles), followed
         **frame_record(result.frame.index, result.frame.time, poses,
                        angles=record_angles(poses, settings.kpt_threshold), followed=session.followed()),
@@ -112,6 +113,8 @@ def stats_line(info: dict) -> str:
     parts = " · ".join(f"{stage} {split[stage]:.0f}" for stage in ("decode", "engine", "draw", "encode") if stage in split)
     between = f" · between frames {split['between']:.0f}" if "between" in split else ""
     following = f" · following {info['followed']}" if info.get("followed") is not None else ""
+    if info.get("followed_angles"):
+        following += " (" + " · ".join(info["followed_angles"]) + ")"
     return (f"HTTP stream · {info['fps']:.1f} fps · {info['person_count']} person(s) · frame {info['session_frames']}"
             f"{following}\n"
             f"server ms per frame: {parts}{between}")

@@ -91,11 +91,14 @@ def webcam_tab(app, controls: dict) -> gr.Tab:
             with gr.Row():  # a click on the poses picture follows that person
                 following = gr.Markdown(NOBODY, elem_id="live-following")
                 release = gr.Button("Follow nobody", size="sm", elem_id="live-release")
-        mirror = gr.Checkbox(value=True, label="Mirror the display", elem_id="mirror")
+        with gr.Row():
+            mirror = gr.Checkbox(value=True, label="Mirror the display", elem_id="mirror")
+            framed = gr.Checkbox(value=False, label="Frame the followed person (click one to follow them)",
+                                 elem_id="framed")
         frame_info = gr.JSON(label="Frame", visible=False)
         frame_button = gr.Button("One frame", visible=False)
         session = gr.State(None, time_to_live=app.session_ttl, delete_callback=app.sessions.forget)
-        live = {**controls, "mirror": mirror}
+        live = {**controls, "mirror": mirror, "framed": framed}
         if rtc is not None:  # on load and on every change: what the WebRTC stream uses from its next frame
             gr.on(None, app.remember_controls, None, None, inputs_kwargs=live, queue=False, show_progress="hidden",
                   api_visibility="private")

@@ -32,6 +32,9 @@ MODEL_CHOICES: tuple[tuple[str, str], ...] = (
 
 # The max persons slider's start where the profile caps nothing (a GPU).
 PAGE_MAX_PERSONS = 20
+# The webcam's framed view of the followed person (the "Frame the followed person" toggle): a
+# portrait 9:16, as the command line's --follow-size, at a size a 640x480 camera fills.
+PAGE_VIEW_SIZE = (360, 640)
 
 
 def defaults_for(device: str, model: str | None = None, detector: str | None = None) -> Choice:
@@ -58,6 +61,7 @@ class Settings:
     show_boxes: bool = False
     show_ids: bool = True
     mirror: bool = False
+    framed: bool = False  # the webcam shows the followed person framed, not the full frame
 
     def __post_init__(self) -> None:
         for name in ("det_threshold", "kpt_threshold", "smooth_strength"):
@@ -70,7 +74,7 @@ class Settings:
                 label = "detection interval" if name == "det_every" else "max persons"
                 raise ValueError(f"{label} must be a whole number from {low} to {high}, got {value}")
             object.__setattr__(self, name, int(value))
-        for name in ("smooth", "show_boxes", "show_ids", "mirror"):
+        for name in ("smooth", "show_boxes", "show_ids", "mirror", "framed"):
             object.__setattr__(self, name, bool(getattr(self, name)))
 
     @classmethod

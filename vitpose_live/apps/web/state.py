@@ -15,15 +15,17 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ...analysis.angles import angle_summary, pose_angles
 from ...analysis.follow import Follower
 from ...models.detector import PersonDetector
 from ...engine.engine import PoseEngine
 from ...engine.recipe import build_engine
 from ...models.loading import check_models
 from ...models.pose import PoseEstimator
+from ...runtime.follow_view import FollowView
 from ...types import Frame
 from .frames import mirror_poses
-from .settings import Settings
+from .settings import PAGE_VIEW_SIZE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,9 @@ class LiveSession:
         self.track_ids: list[int] = []  # the last frame's
         self.history: collections.deque[tuple[Settings, list[int]]] = collections.deque(maxlen=window)
         self.follower = Follower(None)  # whom a click on the live video picked (tracked streams only)
-        self._shown: tuple[int, bool] | None = None  # the last picture's width and whether it was mirrored
+        self.view = FollowView(PAGE_VIEW_SIZE)  # the followed person framed ("framed" setting)
+        self.followed_angles: list[str] = []  # the followed person's angles in the last frame, as read
+        self._shown: tuple[int, bool] | None = None  # the last frame's width and whether it was mirrored
         self.closed = False
 
     @property
@@ -171,24 +175,34 @@ class LiveSession:
             drawn = time.monotonic()
             row["engine"] = (drawn - arrived) * 1e3
             followed = self._follow(result.poses, frame, settings)
-            annotator = settings.annotator()
-            if settings.mirror:
-                picture = annotator.annotate(np.ascontiguousarray(image[:, ::-1]), mirror_poses(result.poses, frame.width),
-                                             followed=followed)
-            else:  # a copy: the live detector thread may still be reading the frame
-                picture = annotator.annotate(image.copy(), result.poses, followed=followed)
+            picture = self._draw(image, result.poses, frame, settings, followed)
             row["draw"] = (time.monotonic() - drawn) * 1e3
             self.frames += 1
             return picture, result, row
 
+    def _draw(self, image: np.ndarray, poses, frame: Frame, settings: Settings, followed: int | None) -> np.ndarray:
+        """The picture shown: drawn (mirrored or not), then the followed person framed when asked."""
+        if settings.mirror:
+            image, poses = np.ascontiguousarray(image[:, ::-1]), mirror_poses(poses, frame.width)
+        else:  # a copy: the live detector thread may still be reading the frame
+            image = image.copy()
+        picture = settings.annotator().annotate(image, poses, followed=followed)
+        mine = np.flatnonzero(poses.track_ids == self.follower.followed) if self.follower.followed is not None else []
+        box = poses.boxes[mine[0]] if len(mine) else None
+        return self.view.show(picture, box, frame.time, settings.framed and self.follower.person is not None)
+
     def _follow(self, poses, frame: Frame, settings: Settings) -> int | None:
         """This frame for the follower; the id drawn in full (the others dimmed), None: all alike."""
         self._shown = (frame.width, bool(settings.mirror))
+        self.followed_angles = []
         if poses.track_ids is None:
             self.follower.followed = None
             return None
         self.follower.kpt_threshold = settings.kpt_threshold
         followed = self.follower.update_poses(poses, frame.time, (frame.width, frame.height))
+        angles = pose_angles(poses, settings.kpt_threshold) if followed is not None else None
+        if angles is not None:
+            self.followed_angles = angle_summary(angles[np.flatnonzero(poses.track_ids == followed)[0]])
         return followed if followed is not None else self.follower.person
 
     def followed(self) -> int | None:
@@ -196,11 +210,13 @@ class LiveSession:
         return self.follower.followed
 
     def pick(self, x: float, y: float) -> int | None:
-        """A click at (x, y) on the last picture shown (mirrored or not): follow the person there."""
+        """A click at (x, y) on the last picture shown (mirrored or not, framed or not): follow the
+        person there."""
         with self._lock:
             if self._shown is None:
                 return None
             width, mirrored = self._shown
+            x, y = self.view.to_source(x, y)
             return self.follower.pick_at((width - 1) - x if mirrored else x, y)
 
     def release(self) -> None:

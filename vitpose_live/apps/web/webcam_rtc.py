@@ -79,7 +79,8 @@ class WebcamPeers:
             session = self._session(peer)
             picture, result, row = session.process(image, settings, LoadingModels(self.app.models))
         session.finish(row)
-        return picture, {"persons": len(result.poses), "followed": session.followed()}
+        return picture, {"persons": len(result.poses), "followed": session.followed(),
+                         "angles": " · ".join(session.followed_angles)}
 
     def pick(self, peer, point) -> int | None:
         """A click on the peer's shown video at ``point`` (its pixels), or None: release. Whom the

@@ -78,6 +78,7 @@ function render() {
   if (s.persons != null) parts.push(`persons ${s.persons}`);
   const following = live.following !== undefined ? live.following : s.followed;
   parts.push(following != null ? `following ${following}` : "click a person to follow them");
+  if (following != null && following === s.followed && s.angles) parts.push(s.angles);
   line.textContent = live.message = parts.join(" · ");
 }
 
