@@ -22,7 +22,7 @@ from ...engine.recipe import build_engine
 from ...models.loading import check_models
 from ...models.pose import PoseEstimator
 from ...types import Frame
-from .frames import mirror_poses
+from .frames import mirror_poses, mirrored
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class LiveSession:
             followed = self._follow(result.poses, frame, settings)
             annotator = settings.annotator()
             if settings.mirror:
-                picture = annotator.annotate(np.ascontiguousarray(image[:, ::-1]), mirror_poses(result.poses, frame.width),
+                picture = annotator.annotate(mirrored(image), mirror_poses(result.poses, frame.width),
                                              followed=followed)
             else:  # a copy: the live detector thread may still be reading the frame
                 picture = annotator.annotate(image.copy(), result.poses, followed=followed)
