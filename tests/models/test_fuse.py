@@ -1,14 +1,16 @@
-"""Folding batch norms into convolutions changes no output beyond float rounding."""
+"""Folding batch norms into convolutions changes no output beyond float rounding; the simple
+decoder's channels-last upsampling changes none at all."""
 
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from support.models import tiny_rtdetr
+from support.models import tiny_rtdetr, tiny_vitpose
 
 from vitpose_live.models.detector import PersonDetector
-from vitpose_live.models.fuse import fold_batch_norms
+from vitpose_live.models.fuse import ChannelsLastUpsample, channels_last_upsampling, fold_batch_norms
+from vitpose_live.models.pose import PoseEstimator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -71,3 +73,19 @@ def test_a_ready_model_instance_is_used_as_given():
     count = len(norms(model))
     PersonDetector(model, device="cpu")
     assert len(norms(model)) == count
+
+
+def test_a_loaded_simple_decoder_upsamples_in_channels_last_to_the_same_heatmaps_bit_for_bit(pose_dir, pose_model):
+    loaded = PoseEstimator(pose_dir, device="cpu")
+    assert type(loaded.model.head.upsampling) is ChannelsLastUpsample
+    crops = torch.randn(6, 3, 256, 192, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(loaded.forward(crops), pose_model(pixel_values=crops).heatmaps)
+    assert type(pose_model.head.upsampling) is torch.nn.Upsample  # a ready instance is used as given
+
+
+def test_only_a_simple_decoders_bilinear_upsampling_is_rewritten():
+    assert channels_last_upsampling(tiny_vitpose(simple=False)) == 0
+    assert channels_last_upsampling(tiny_rtdetr()) == 0
+    model = tiny_vitpose()
+    assert channels_last_upsampling(model) == 1 and channels_last_upsampling(model) == 0

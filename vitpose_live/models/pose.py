@@ -23,7 +23,7 @@ from .device import (
     tensor_from_numpy,
 )
 from .crops import CropSettings, boxes_to_center_scale, crops_cpu, crops_gather, sample_points
-from .fuse import keep_one_expert
+from .fuse import channels_last_upsampling, keep_one_expert
 from .heatmaps import decode_heatmaps
 from .loading import default_processor_class, load_model, processor_settings
 from ..skeletons import Skeleton, skeleton_for
@@ -119,6 +119,8 @@ class PoseEstimator:
         self.expert = resolve_expert(expert, self.num_experts, self.skeleton)
         if self.num_experts > 1 and not isinstance(model, torch.nn.Module):  # never rewrite a caller's model
             keep_one_expert(self.model, self.expert)  # every crop is posed with self.expert
+        if not isinstance(model, torch.nn.Module):
+            channels_last_upsampling(self.model)  # the same heatmaps, sooner on a CPU
         if flip_test and not self.skeleton.flip_pairs:
             names = self.skeleton.keypoint_names
             raise ValueError(

@@ -26,6 +26,7 @@ from vitpose_live.outputs.keypoints import csv_columns
 from vitpose_live.outputs.records import read_keypoints_jsonl
 from vitpose_live.types import Frame, Poses
 from vitpose_live.apps.web import Limits, PoseWebApp, Settings, build_demo, mirror_poses
+from vitpose_live.apps.web.frames import mirrored
 
 REPO = Path(__file__).resolve().parents[3]
 LIMITS = Limits(video_seconds=3.0, video_bytes=1024 * 1024, image_bytes=1024 * 1024, image_pixels=100_000)
@@ -300,6 +301,14 @@ def test_mirror_poses_maps_pixel_centres(x, width, expected):
     assert flipped.keypoints[0, :, 1] == pytest.approx(x)
     assert flipped.boxes[0].tolist() == pytest.approx([expected - 1, 5, expected, 9])
     assert mirror_poses(flipped, width).keypoints.tolist() == poses.keypoints.tolist()
+
+
+@pytest.mark.parametrize("height, width", [(480, 640), (7, 5), (1, 1)])
+def test_the_mirrored_picture_is_a_copy_with_the_pixels_of_the_reversed_view(rng, height, width):
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    picture = mirrored(image)
+    assert np.array_equal(picture, image[:, ::-1]) and picture.flags.c_contiguous
+    assert not np.shares_memory(picture, image)
 
 
 @pytest.mark.parametrize(

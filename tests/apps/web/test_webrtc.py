@@ -339,6 +339,26 @@ def test_a_camera_frame_goes_on_at_its_last_packet_not_at_the_next_frames_first(
     assert frames_out(MarkerJitterBuffer(capacity=128, is_video=True), unmarked) == [(3, 3000), (4, 6000)]
 
 
+def test_the_worker_converts_frames_as_each_frames_own_conversion_does_whatever_their_size(rng):
+    import fractions
+
+    import av
+
+    from vitpose_live.apps.web.webrtc.track import FrameStats, FrameWorker
+
+    seen = []
+    worker = FrameWorker(lambda image, peer: seen.append(image) or image[::-1], None, print, print, FrameStats())
+    for n, (height, width) in enumerate([(480, 640), (480, 640), (240, 320), (480, 640)]):
+        picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = 3000 * n, fractions.Fraction(1, 90000)
+        out = worker._one(frame)
+        assert np.array_equal(seen[-1], frame.to_ndarray(format="rgb24"))
+        expected = av.VideoFrame.from_ndarray(np.ascontiguousarray(seen[-1][::-1]), format="rgb24").reformat(format="yuv420p")
+        assert out.format.name == "yuv420p" and out.pts == frame.pts
+        assert np.array_equal(out.to_ndarray(), expected.to_ndarray())
+
+
 def test_the_outgoing_bitrate_fits_the_picture(manager):
     sizes = [(320, 240), (640, 480), (1280, 720)]
     assert [fitted_bitrate(*size) for size in sizes] == [600_000, 1_700_000, 2_500_000]

@@ -16,8 +16,14 @@ from ...types import Poses
 JPEG_QUALITY = 85
 
 
+def mirrored(image: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` flipped left to right (the pixels of ``image[:, ::-1]``), by OpenCV:
+    0.05 ms for 640x480 where numpy's copy of the reversed view took 1.7 ms (bench/RESULTS.md)."""
+    return cv2.flip(image, 1)
+
+
 def mirror_poses(poses: Poses, width: int) -> Poses:
-    """``poses`` as they lie on the picture flipped left to right (``image[:, ::-1]``).
+    """``poses`` as they lie on the :func:`mirrored` picture (``image[:, ::-1]``).
 
     Keypoints and boxes are mirrored (pixel centre x goes to ``width - 1 - x``); names and
     colours stay with the person's real left and right, and text drawn afterwards reads normally.

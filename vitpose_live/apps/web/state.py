@@ -24,7 +24,7 @@ from ...models.loading import check_models
 from ...models.pose import PoseEstimator
 from ...runtime.follow_view import FollowView
 from ...types import Frame
-from .frames import mirror_poses
+from .frames import mirror_poses, mirrored
 from .settings import PAGE_VIEW_SIZE, Settings
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class LiveSession:
     def _draw(self, image: np.ndarray, poses, frame: Frame, settings: Settings, followed: int | None) -> np.ndarray:
         """The picture shown: drawn (mirrored or not), then the followed person framed when asked."""
         if settings.mirror:
-            image, poses = np.ascontiguousarray(image[:, ::-1]), mirror_poses(poses, frame.width)
+            image, poses = mirrored(image), mirror_poses(poses, frame.width)
         else:  # a copy: the live detector thread may still be reading the frame
             image = image.copy()
         picture = settings.annotator().annotate(image, poses, followed=followed)

@@ -31,6 +31,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
+from av.video.reformatter import VideoReformatter
 
 from ....errors import one_line
 
@@ -251,6 +252,10 @@ class FrameWorker:
         self._wake = threading.Condition()
         self._pending: av.VideoFrame | None = None
         self._stopped = False
+        # One converter each way, kept: a frame's own (``to_ndarray(format=)``, ``reformat``) sets
+        # up libswscale again for every frame, 1.3 ms of the two conversions' 2.8 ms at 640x480
+        # (bench/RESULTS.md); a kept one is set up again only when the picture's size changes.
+        self._to_rgb, self._to_yuv = VideoReformatter(), VideoReformatter()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -298,7 +303,7 @@ class FrameWorker:
                 self._deliver(out)
 
     def _one(self, frame: av.VideoFrame) -> av.VideoFrame:
-        image = frame.to_ndarray(format="rgb24")
+        image = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()
         started = time.perf_counter()
         result = self._process(image, self._peer)
         self.stats.add_ms((time.perf_counter() - started) * 1e3)
@@ -308,7 +313,7 @@ class FrameWorker:
         picture = np.ascontiguousarray(picture, dtype=np.uint8)
         if picture.ndim != 3 or picture.shape[2] != 3:
             raise ValueError(f"process returned a {picture.shape} array, not an HxWx3 RGB picture")
-        out = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        out = self._to_yuv.reformat(av.VideoFrame.from_ndarray(picture, format="rgb24"), format="yuv420p")
         out.pts, out.time_base = frame.pts, frame.time_base  # the capture time the browser plays it at
         self.stats.processed += 1
         return out
