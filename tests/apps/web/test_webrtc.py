@@ -135,7 +135,9 @@ def test_a_slow_process_drops_frames_and_the_delay_does_not_grow(manager):
     lags = [max(i for i, at in sent if at <= r.at) - r.index for r in client.received if r.index is not None]
     early, late = lags[2:8], lags[-6:]
     assert max(late) <= max(early) + 3, (early, late)
-    assert max(lags) <= 12, lags  # 100 ms of work is 3 frames at 30 frames/s; slack for a loaded machine
+    # 100 ms of work is 3 frames at 30 frames/s; slack for a loaded machine. From the third frame on,
+    # as ``early``: the first two also wait for the connection's start (one took 18 frames in a CI run).
+    assert max(lags[2:]) <= 12, lags
 
 
 def _edited(*replacements) -> dict:
