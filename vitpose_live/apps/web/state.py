@@ -133,6 +133,7 @@ class LiveSession:
         self.follower = Follower(None)  # whom a click on the live video picked (tracked streams only)
         self.view = FollowView(PAGE_VIEW_SIZE)  # the followed person framed ("framed" setting)
         self.followed_angles: list[str] = []  # the followed person's angles in the last frame, as read
+        self._followed_row: int | None = None  # their row in the last frame's poses
         self._shown: tuple[int, bool] | None = None  # the last frame's width and whether it was mirrored
         self.closed = False
 
@@ -187,22 +188,22 @@ class LiveSession:
         else:  # a copy: the live detector thread may still be reading the frame
             image = image.copy()
         picture = settings.annotator().annotate(image, poses, followed=followed)
-        mine = np.flatnonzero(poses.track_ids == self.follower.followed) if self.follower.followed is not None else []
-        box = poses.boxes[mine[0]] if len(mine) else None
+        box = poses.boxes[self._followed_row] if self._followed_row is not None else None
         return self.view.show(picture, box, frame.time, settings.framed and self.follower.person is not None)
 
     def _follow(self, poses, frame: Frame, settings: Settings) -> int | None:
         """This frame for the follower; the id drawn in full (the others dimmed), None: all alike."""
         self._shown = (frame.width, bool(settings.mirror))
-        self.followed_angles = []
+        self.followed_angles, self._followed_row = [], None
         if poses.track_ids is None:
             self.follower.followed = None
             return None
         self.follower.kpt_threshold = settings.kpt_threshold
         followed = self.follower.update_poses(poses, frame.time, (frame.width, frame.height))
-        angles = pose_angles(poses, settings.kpt_threshold) if followed is not None else None
-        if angles is not None:
-            self.followed_angles = angle_summary(angles[np.flatnonzero(poses.track_ids == followed)[0]])
+        if followed is not None:  # their row in this frame's poses (the mirrored ones keep the order)
+            self._followed_row = int(np.flatnonzero(poses.track_ids == followed)[0])
+            angles = pose_angles(poses, settings.kpt_threshold)
+            self.followed_angles = angle_summary(angles[self._followed_row]) if angles is not None else []
         return followed if followed is not None else self.follower.person
 
     def followed(self) -> int | None:
