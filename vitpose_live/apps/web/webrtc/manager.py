@@ -368,6 +368,7 @@ class WebRTCManager:
                     log.warning("webrtc: on_close failed", exc_info=True)
         finally:
             self._closing.discard(peer)
+            peer.release()
             peer.done.set_result(None)
 
     @staticmethod

@@ -344,3 +344,10 @@ class Peer:
 
     def stats_dict(self) -> dict:
         return {**self.stats.as_dict(), "sent": self.track.sent, "skipped": self.track.skipped}
+
+    def release(self) -> None:
+        """Let go of a closed stream's encoder (libvpx's threads and buffers), connection, worker
+        and channel now: the callbacks that point back at the peer make cycles, which would keep
+        them, threads and all, until Python's next full garbage collection. Its ``key``,
+        ``state``, ``stats`` and ``closed`` stay readable."""
+        self.encoder = self.pc = self.worker = self.channel = self.reader = None
