@@ -22,10 +22,6 @@ from .request import OFFLINE, Request, check_request
 
 __all__ = ["UserError", "build_parser", "console_main", "main", "parse_request", "run_request", "stop_on_sigterm"]
 
-# Idle OpenMP workers sleep instead of spinning, so decode/encode threads keep their cores
-# (before torch is imported; measured in bench/README.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
