@@ -17,6 +17,7 @@ import sys
 from ..defaults import check_at_least
 from .console import EXIT_USAGE, PROG
 
+STREAM_MINUTES = 5  # a webcam stream's longest life on the page, by default
 ICE_ENV = "VITPOSE_ICE_SERVERS"  # RTCIceServer JSON for both WebRTC peers (a Space secret)
 
 
@@ -37,6 +38,9 @@ def web_app_parser() -> argparse.ArgumentParser:
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     parser.add_argument("--webrtc-sessions", type=_at_least_one, default=4, metavar="N",
                         help="WebRTC webcam streams at once (default 4; the next page is told the server is busy)")
+    parser.add_argument("--stream-minutes", type=_at_least_one, default=STREAM_MINUTES, metavar="N",
+                        help=f"a webcam stream stops after N minutes, then Start begins a new one (default "
+                        f"{STREAM_MINUTES})")
     return parser
 
 

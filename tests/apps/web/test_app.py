@@ -356,6 +356,27 @@ def test_ui_flags():
     assert (args.server_name, args.server_port, args.share) == ("0.0.0.0", 7861, True)
 
 
+def test_a_webcam_streams_longest_life_is_a_flag_in_minutes(monkeypatch, capsys):
+    from vitpose_live.apps.web import app as web_app
+    from vitpose_live.apps.web import build_parser
+
+    assert build_parser().parse_args([]).stream_minutes == 5
+    made = {}
+
+    def record(*args, **kwargs):
+        made.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(web_app, "PoseWebApp", record)
+    with pytest.raises(SystemExit):
+        web_app.main(["--device", "cpu", "--stream-minutes", "12"])
+    assert made["stream_time_limit"] == 12 * 60
+    with pytest.raises(SystemExit) as exit_info:
+        web_app.main(["--stream-minutes", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and "--stream-minutes: must be a whole number of at least 1" in err[-1]
+
+
 def test_ui_main_refuses_an_unknown_device_before_launching(capsys):
     from vitpose_live.apps.web import main
 

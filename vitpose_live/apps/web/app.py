@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from ...models.loading import ModelLoadError, check_models, quiet_hub_logging
-from ..flags import web_app_parser
+from ..flags import STREAM_MINUTES, web_app_parser
 from . import jobs
 from .follow import NOBODY, ImagePick, following_line
 from .frames import jpeg_file
@@ -51,7 +51,7 @@ class PoseWebApp:
 
     def __init__(self, model: str | None = None, detector: str | None = None, device: str = "auto",
                  dtype: str = "auto", *, limits: Limits = Limits(), live_concurrency: int = 2,
-                 stream_every: float = 0.1, stream_time_limit: int = 300, session_ttl: float = 3600,
+                 stream_every: float = 0.1, stream_time_limit: int = 60 * STREAM_MINUTES, session_ttl: float = 3600,
                  delete_cache: tuple[int, int] = (120, 900), max_models: int = 2, webrtc_sessions: int = 4,
                  ice_servers: list[dict] | None = None, webrtc: bool = True) -> None:
         self.defaults = defaults_for(device, os.fspath(model) if model else None, detector)
@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     quiet_hub_logging()
     keep_freed_memory()
     try:
-        app = PoseWebApp(args.model, args.detector, args.device, args.dtype, webrtc_sessions=args.webrtc_sessions)
+        app = PoseWebApp(args.model, args.detector, args.device, args.dtype, webrtc_sessions=args.webrtc_sessions,
+                         stream_time_limit=60 * args.stream_minutes)
     except WebRTCError as error:  # $VITPOSE_ICE_SERVERS
         parser.error(error.one_line())
     try:
