@@ -157,11 +157,16 @@ async def client_latency(manager, seconds: float, size, settings: dict | None = 
 
 
 def returned_latencies(sent: list, received: list) -> list[float]:
-    """Milliseconds from each returned frame's capture to its return. A frame is known by its
-    barcode (the index mod 1024) where the overlay left it readable; a pose overlay covers it in
-    most frames, so every frame is also known by its timestamp: the answer keeps the capture's
-    ``pts``, and the two RTP legs add one fixed offset (mod 2**32, give or take a few ticks), read off
-    the barcoded frames."""
+    """Milliseconds from each returned frame's capture to its return (:func:`returned_at`)."""
+    return [ms for _, ms in returned_at(sent, received)]
+
+
+def returned_at(sent: list, received: list) -> list[tuple[float, float]]:
+    """(when it came back, milliseconds from its capture) for each returned frame known. A frame
+    is known by its barcode (the index mod 1024) where the overlay left it readable; a pose overlay
+    covers it in most frames, so every frame is also known by its timestamp: the answer keeps the
+    capture's ``pts``, and the two RTP legs add one fixed offset (mod 2**32, give or take a few
+    ticks), read off the barcoded frames."""
     step = 90000 // 30  # the client camera's pts per frame (BarcodeTrack at 30 frames/s)
     at = dict(sent)
     offsets = collections.Counter()
@@ -178,7 +183,7 @@ def returned_latencies(sent: list, received: list) -> list[float]:
         ticks = (r.pts - offset + 45) % 2**32 - 45  # aiortc's time base conversions round: a few ticks off
         index = round(ticks / step)
         if abs(ticks - index * step) <= 45 and index in at and at[index] <= r.at:
-            latencies.append((r.at - at[index]) * 1e3)
+            latencies.append((r.at, (r.at - at[index]) * 1e3))
     return latencies
 
 
@@ -229,6 +234,11 @@ def app_rows(chromium, args, size) -> dict:
         real = PoseWebApp(str(real_pose), str(real_det), "cpu")
         real.models.detector_size, real.models.detector_gap_s = profile["detector_size"], profile["detector_gap_s"]
         apps["app over WebRTC (CPU profile, real size, random weights)"] = real
+        if args.max_persons is not None:
+            name = f"app over WebRTC (CPU profile, real size, random weights, at most {args.max_persons} persons)"
+            capped = PoseWebApp(str(real_pose), str(real_det), "cpu")
+            capped.models.detector_size, capped.models.detector_gap_s = real.models.detector_size, real.models.detector_gap_s
+            apps[name], persons[name] = capped, args.max_persons
     trivial = trivial_stream_app()
     demos = {name: app.build() for name, app in apps.items()}
     urls = {name: launch(demo) for name, demo in demos.items()}
