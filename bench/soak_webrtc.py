@@ -8,7 +8,8 @@ The web app (:class:`vitpose_live.apps.web.PoseWebApp`, the tiny test models or,
 client in this process whose camera sends barcoded 30 frames/s frames for ``--seconds``, with the
 page's default controls. Every returned frame's capture-to-return latency is known by its
 timestamp (:func:`bench_webrtc.returned_at`). Per minute: frames returned per second and
-latency p50 / p95; over the run: the server's arrived / processed / dropped counts, and the
+latency p50 / p95, and this process's full garbage collections (how many, the longest pause);
+over the run: the server's arrived / processed / dropped counts, and the
 process's resident memory, threads and open file descriptors after a 5 s warm-up session (which
 starts the manager's loop and the session's engine once), at every minute and after the soak's
 session closed. Verdicts: "flat", the last minute's p50 within 1.5x (or 20 ms) of the second
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -43,6 +45,33 @@ def process_counts() -> dict:
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return {"rss_mib": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "os_threads": int(fields["Threads"]),
             "python_threads": threading.active_count(), "fds": len(os.listdir("/proc/self/fd"))}
+
+
+class CollectionPauses:
+    """Every full (generation 2) garbage collection of this process: when, and how long it held
+    every thread (the GIL) — a pause that grows with the heap would show as latency."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []  # (time.monotonic(), ms)
+        self._start = None
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self.pauses.append((time.monotonic(), (time.perf_counter() - self._start) * 1e3))
+            self._start = None
+
+    def per_minute(self, started: float, seconds: float) -> list[dict]:
+        rows = []
+        for start in range(0, int(np.ceil(seconds)), 60):
+            ms = [ms for at, ms in self.pauses if start <= at - started < start + 60]
+            rows.append({"minute": start // 60 + 1, "full_collections": len(ms),
+                         "max_ms": round(max(ms), 1) if ms else None})
+        return rows
 
 
 def thread_names() -> list[str]:
@@ -75,6 +104,7 @@ async def soak(manager, seconds: float, size, settings: dict | None) -> dict:
     await asyncio.sleep(12.0)
     counts = [dict(process_counts(), at_s=0, names=thread_names())]
     client = await connect(manager, key="soak", size=size, settings=settings, quick=True)
+    pauses = CollectionPauses()
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
         await asyncio.sleep(min(60.0, seconds - elapsed))
@@ -91,6 +121,7 @@ async def soak(manager, seconds: float, size, settings: dict | None) -> dict:
     await asyncio.sleep(12.0)  # the manager's clean-up of a closed peer: within 10 s
     counts.append(dict(process_counts(), at_s="after close", names=thread_names()))
     return {"minutes": minute_rows(client, started, seconds), "counts": counts, "server": server,
+            "full_collections": pauses.per_minute(started, seconds),
             "returned": len(client.received), "sent": len(client.camera.sent)}
 
 
